@@ -1,0 +1,122 @@
+// Command skiff is a Kubernetes-compatible container orchestrator in one
+// binary: `skiff server` runs a control plane (and, later, a node), `skiff
+// agent` joins a worker, and `skiff kubectl` is the real kubectl.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	kubectlcmd "k8s.io/kubectl/pkg/cmd"
+
+	"github.com/skiff/skiff/pkg/server"
+	"github.com/skiff/skiff/pkg/version"
+)
+
+func main() {
+	// Invoked as "kubectl" (a symlink), behave as kubectl.
+	if filepath.Base(os.Args[0]) == "kubectl" {
+		runKubectl(os.Args[1:])
+		return
+	}
+	if err := rootCmd().Execute(); err != nil {
+		os.Exit(1)
+	}
+}
+
+func rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "skiff",
+		Short:         "A Kubernetes-compatible container orchestrator in one binary",
+		SilenceUsage:  true,
+		SilenceErrors: false,
+	}
+	root.AddCommand(serverCmd(), kubectlCmd(), versionCmd())
+	return root
+}
+
+func serverCmd() *cobra.Command {
+	var cfg server.Config
+	var debug bool
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the control plane (API server on etcd)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			level := slog.LevelInfo
+			if debug {
+				level = slog.LevelDebug
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return server.Run(ctx, cfg, log, version.Info())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&cfg.DataDir, "data-dir", "d", "/var/lib/skiff", "Folder to hold state")
+	f.IntVar(&cfg.HTTPSPort, "https-listen-port", 6443, "HTTPS listen port")
+	f.StringVar(&cfg.BindAddress, "bind-address", "0.0.0.0", "skiff bind address")
+	f.StringVarP(&cfg.WriteKubeconfig, "write-kubeconfig", "o", "", "Write the admin kubeconfig to this file (default <data-dir>/admin.kubeconfig)")
+	f.StringVar(&cfg.NodeName, "node-name", "", "Node name (default the hostname)")
+	f.BoolVar(&cfg.DisableAgent, "disable-agent", false, "Do not run a local agent and register a local kubelet")
+	f.StringVar(&cfg.ClusterCIDR, "cluster-cidr", "10.42.0.0/16", "IPv4 network CIDR to use for pod IPs")
+	f.StringVar(&cfg.ServiceCIDR, "service-cidr", "10.43.0.0/16", "IPv4 network CIDR to use for service IPs")
+	f.StringVar(&cfg.ClusterDNS, "cluster-dns", "", "IPv4 cluster IP for the DNS service (default the 10th address of --service-cidr)")
+	f.StringVar(&cfg.ClusterDomain, "cluster-domain", "cluster.local", "Cluster domain")
+	f.StringVarP(&cfg.Token, "token", "t", "", "Shared secret used to join agents to the cluster")
+	f.BoolVar(&cfg.ClusterInit, "cluster-init", false, "Initialize a new cluster using embedded etcd")
+	f.StringVarP(&cfg.Server, "server", "s", "", "Server to connect to, used to join a cluster")
+	f.StringVar(&cfg.DatastoreEndpoint, "datastore-endpoint", "", "External etcd endpoints (https://host:2379,...)")
+	f.StringVar(&cfg.DatastoreCAFile, "datastore-cafile", "", "TLS Certificate Authority file used to secure datastore backend communication")
+	f.StringVar(&cfg.DatastoreCertFile, "datastore-certfile", "", "TLS certification file used to secure datastore backend communication")
+	f.StringVar(&cfg.DatastoreKeyFile, "datastore-keyfile", "", "TLS key file used to secure datastore backend communication")
+	f.BoolVar(&cfg.CleanupOnExit, "cleanup-on-exit", false, "On SIGTERM stop every pod and remove everything skiff made on this node")
+	f.BoolVar(&debug, "debug", false, "Turn on debug logs")
+	return cmd
+}
+
+func kubectlCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:                "kubectl",
+		Short:              "Run the embedded kubectl",
+		DisableFlagParsing: true,
+		Run: func(_ *cobra.Command, args []string) {
+			runKubectl(args)
+		},
+	}
+}
+
+// runKubectl runs the embedded kubectl. Without KUBECONFIG or --kubeconfig
+// it uses the default data dir's admin kubeconfig when that exists, as k3s
+// does.
+func runKubectl(args []string) {
+	if os.Getenv("KUBECONFIG") == "" {
+		def := "/var/lib/skiff/admin.kubeconfig"
+		if _, err := os.Stat(def); err == nil {
+			os.Setenv("KUBECONFIG", def)
+		}
+	}
+	os.Args = append([]string{"kubectl"}, args...)
+	cmd := kubectlcmd.NewDefaultKubectlCommand()
+	if err := cmd.Execute(); err != nil {
+		os.Exit(1)
+	}
+}
+
+func versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Run: func(*cobra.Command, []string) {
+			v := version.Info()
+			fmt.Printf("skiff version %s (%s)\ngo version %s\n", v.GitVersion, v.GitCommit, v.GoVersion)
+		},
+	}
+}

@@ -1,0 +1,99 @@
+// Package server assembles the control plane that `skiff server` runs: the
+// datastore (embedded etcd or an external cluster), the cluster's
+// certificates and admin kubeconfig, and the API server.
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+)
+
+// Config is the configuration of `skiff server`; flag names follow k3s.
+type Config struct {
+	// DataDir holds everything the server keeps: db/ (etcd), tls/, and the
+	// admin kubeconfig. Default /var/lib/skiff.
+	DataDir string
+	// HTTPSPort is the API server's port (default 6443).
+	HTTPSPort int
+	// BindAddress is the address the API server listens on (default all).
+	BindAddress string
+	// WriteKubeconfig is where the admin kubeconfig is written
+	// (default <DataDir>/admin.kubeconfig).
+	WriteKubeconfig string
+	// NodeName names this machine's node (default the hostname).
+	NodeName string
+	// DisableAgent runs the control plane only.
+	DisableAgent bool
+	// ClusterCIDR is the pod network (default 10.42.0.0/16).
+	ClusterCIDR string
+	// ServiceCIDR is the range ClusterIPs come from (default 10.43.0.0/16).
+	ServiceCIDR string
+	// ClusterDNS is the DNS service IP (default the 10th address of ServiceCIDR).
+	ClusterDNS string
+	// ClusterDomain is the cluster's DNS domain (default cluster.local).
+	ClusterDomain string
+	// Token is the shared secret agents join with; generated when empty.
+	Token string
+	// ClusterInit, Server and DatastoreEndpoint select the datastore: by
+	// default an embedded single-member etcd; DatastoreEndpoint names an
+	// external etcd (https://host:2379,...).
+	ClusterInit       bool
+	Server            string
+	DatastoreEndpoint string
+	// DatastoreCAFile, DatastoreCertFile and DatastoreKeyFile secure the
+	// connection to an external etcd.
+	DatastoreCAFile, DatastoreCertFile, DatastoreKeyFile string
+	// CleanupOnExit removes everything the node made on SIGTERM.
+	CleanupOnExit bool
+}
+
+// setDefaults fills unset fields.
+func (c *Config) setDefaults() {
+	if c.DataDir == "" {
+		c.DataDir = "/var/lib/skiff"
+	}
+	if c.HTTPSPort == 0 {
+		c.HTTPSPort = 6443
+	}
+	if c.BindAddress == "" {
+		c.BindAddress = "0.0.0.0"
+	}
+	if c.WriteKubeconfig == "" {
+		c.WriteKubeconfig = filepath.Join(c.DataDir, "admin.kubeconfig")
+	}
+	if c.ClusterCIDR == "" {
+		c.ClusterCIDR = "10.42.0.0/16"
+	}
+	if c.ServiceCIDR == "" {
+		c.ServiceCIDR = "10.43.0.0/16"
+	}
+	if c.ClusterDomain == "" {
+		c.ClusterDomain = "cluster.local"
+	}
+}
+
+// validate checks the configuration after defaults.
+func (c *Config) validate() error {
+	var errs []error
+	if c.HTTPSPort <= 0 || c.HTTPSPort > 65535 {
+		errs = append(errs, fmt.Errorf("--https-listen-port %d out of range", c.HTTPSPort))
+	}
+	if net.ParseIP(c.BindAddress) == nil {
+		errs = append(errs, fmt.Errorf("--bind-address %q is not an IP address", c.BindAddress))
+	}
+	if _, _, err := net.ParseCIDR(c.ClusterCIDR); err != nil {
+		errs = append(errs, fmt.Errorf("--cluster-cidr: %w", err))
+	}
+	if _, _, err := net.ParseCIDR(c.ServiceCIDR); err != nil {
+		errs = append(errs, fmt.Errorf("--service-cidr: %w", err))
+	}
+	if c.ClusterDNS != "" && net.ParseIP(c.ClusterDNS) == nil {
+		errs = append(errs, fmt.Errorf("--cluster-dns %q is not an IP address", c.ClusterDNS))
+	}
+	if c.Server != "" {
+		errs = append(errs, errors.New("--server (joining another server's embedded etcd) is not supported yet; use --datastore-endpoint"))
+	}
+	return errors.Join(errs...)
+}

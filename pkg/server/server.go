@@ -1,0 +1,230 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"k8s.io/apimachinery/pkg/version"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/utils/clock"
+
+	"github.com/skiff/skiff/pkg/api"
+	"github.com/skiff/skiff/pkg/apiserver"
+	"github.com/skiff/skiff/pkg/apiserver/auth"
+	"github.com/skiff/skiff/pkg/pki"
+	"github.com/skiff/skiff/pkg/storage/embedetcd"
+	"github.com/skiff/skiff/pkg/storage/etcd3"
+)
+
+// CompactionInterval is how often etcd's history is compacted; watches and
+// continue tokens can resume from revisions up to two intervals old.
+const CompactionInterval = 5 * time.Minute
+
+// Run starts the control plane and blocks until ctx ends, then shuts it
+// down in order: the API server stops taking requests, then the datastore
+// closes.
+func Run(ctx context.Context, cfg Config, log *slog.Logger, ver version.Info) error {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("chmod data dir: %w", err)
+	}
+	start := time.Now()
+	certs, err := loadCerts(cfg)
+	if err != nil {
+		return err
+	}
+	token, err := loadToken(cfg)
+	if err != nil {
+		return err
+	}
+
+	client, closeStore, err := openDatastore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	store := etcd3.New(client, api.StorageCodec())
+	go etcd3.RunCompactor(ctx, client, CompactionInterval)
+
+	clk := clock.RealClock{}
+	stores, err := buildStores(store, clk, cfg)
+	if err != nil {
+		return err
+	}
+	var bootstrapped atomic.Bool
+	host := advertiseHost(cfg)
+	handler, err := apiserver.New(apiserver.Config{
+		Stores: stores,
+		Authenticator: auth.Union{
+			auth.ClientCert{Roots: certs.ca.Pool()},
+			auth.Tokens{token: &auth.User{Name: "skiff:node-join", Groups: []string{"system:nodes", "system:authenticated"}}},
+		},
+		Version:         ver,
+		ExternalAddress: net.JoinHostPort(host, strconv.Itoa(cfg.HTTPSPort)),
+		Ready: func(ctx context.Context) error {
+			if !bootstrapped.Load() {
+				return errors.New("bootstrap not finished")
+			}
+			return nil
+		},
+		OpenAPI: openAPIHandler(stores),
+		Clock:   clk,
+		Log:     log,
+	})
+	if err != nil {
+		return err
+	}
+
+	servingCert, err := certs.serving.TLS()
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.BindAddress, strconv.Itoa(cfg.HTTPSPort)))
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 30 * time.Second,
+		TLSConfig: &tls.Config{
+			Certificates: []tls.Certificate{servingCert},
+			ClientAuth:   tls.VerifyClientCertIfGiven,
+			ClientCAs:    certs.ca.Pool(),
+			MinVersion:   tls.VersionTLS12,
+			NextProtos:   []string{"h2", "http/1.1"},
+		},
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.ServeTLS(ln, "", "") }()
+
+	if err := bootstrap(ctx, stores, cfg); err != nil {
+		srv.Close()
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	bootstrapped.Store(true)
+	if err := writeKubeconfig(cfg.WriteKubeconfig, "https://"+net.JoinHostPort(host, strconv.Itoa(cfg.HTTPSPort)), certs); err != nil {
+		srv.Close()
+		return err
+	}
+	log.Info("skiff server ready", "address", ln.Addr().String(), "kubeconfig", cfg.WriteKubeconfig, "startup", time.Since(start).Round(time.Millisecond))
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdownCtx)
+	return nil
+}
+
+// advertiseHost is the address clients on this machine use to reach us.
+func advertiseHost(cfg Config) string {
+	ip := net.ParseIP(cfg.BindAddress)
+	if ip == nil || ip.IsUnspecified() {
+		return "127.0.0.1"
+	}
+	return cfg.BindAddress
+}
+
+type clusterCerts struct {
+	ca             *pki.CA
+	serving, admin *pki.Issued
+}
+
+func loadCerts(cfg Config) (*clusterCerts, error) {
+	dir := filepath.Join(cfg.DataDir, "tls")
+	ca, err := pki.LoadOrCreateCA(dir, "ca", "skiff-ca")
+	if err != nil {
+		return nil, fmt.Errorf("cluster CA: %w", err)
+	}
+	dns := []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc." + cfg.ClusterDomain}
+	if h, err := os.Hostname(); err == nil {
+		dns = append(dns, h)
+	}
+	ips := []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")}
+	if apiIP, err := firstServiceIP(cfg.ServiceCIDR); err == nil {
+		ips = append(ips, apiIP)
+	}
+	if ip := net.ParseIP(cfg.BindAddress); ip != nil && !ip.IsUnspecified() {
+		ips = append(ips, ip)
+	}
+	serving, err := ca.LoadOrIssue(dir, "serving", pki.CertSpec{CommonName: "kube-apiserver", DNSNames: dns, IPs: ips, Server: true})
+	if err != nil {
+		return nil, err
+	}
+	admin, err := ca.LoadOrIssue(dir, "admin", pki.CertSpec{CommonName: "system:admin", Organization: []string{"system:masters"}, Client: true})
+	if err != nil {
+		return nil, err
+	}
+	return &clusterCerts{ca: ca, serving: serving, admin: admin}, nil
+}
+
+// loadToken returns --token, else the token saved in the data dir, else a
+// new random one, which is saved.
+func loadToken(cfg Config) (string, error) {
+	path := filepath.Join(cfg.DataDir, "token")
+	if cfg.Token != "" {
+		return cfg.Token, pki.WriteFileAtomic(path, []byte(cfg.Token+"\n"), 0o600)
+	}
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	buf := make([]byte, 24)
+	if _, err := rand.Read(buf); err != nil {
+		return "", err
+	}
+	t := hex.EncodeToString(buf)
+	return t, pki.WriteFileAtomic(path, []byte(t+"\n"), 0o600)
+}
+
+// openDatastore starts the embedded etcd or connects to an external one.
+func openDatastore(ctx context.Context, cfg Config) (*clientv3.Client, func(), error) {
+	if cfg.DatastoreEndpoint != "" {
+		return dialExternal(ctx, cfg)
+	}
+	e, err := embedetcd.Start(ctx, embedetcd.Config{Dir: filepath.Join(cfg.DataDir, "db")})
+	if err != nil {
+		return nil, nil, err
+	}
+	return e.Client(), e.Close, nil
+}
+
+func writeKubeconfig(path, server string, certs *clusterCerts) error {
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["default"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: certs.ca.CertPEM}
+	kc.AuthInfos["default"] = &clientcmdapi.AuthInfo{ClientCertificateData: certs.admin.CertPEM, ClientKeyData: certs.admin.KeyPEM}
+	kc.Contexts["default"] = &clientcmdapi.Context{Cluster: "default", AuthInfo: "default"}
+	kc.CurrentContext = "default"
+	data, err := clientcmd.Write(*kc)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	return pki.WriteFileAtomic(path, data, 0o600)
+}
