@@ -241,4 +241,3 @@ func (s *Server) serveScale(w http.ResponseWriter, r *http.Request, ri *requestI
 		writeError(w, r, apierrors.NewMethodNotSupported(schema.GroupResource{Group: res.Group, Resource: res.Resource + "/scale"}, ri.Verb))
 	}
 }
-

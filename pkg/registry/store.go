@@ -356,7 +356,7 @@ type UpdateOptions struct {
 	// SubresourceStrategy prepares and validates updates through a
 	// subresource other than status.
 	SubresourceStrategy StatusStrategy
-	DryRun      bool
+	DryRun              bool
 	// ForceAllowCreate lets a missing object be created (apply patches).
 	ForceAllowCreate bool
 }
@@ -554,4 +554,3 @@ func (s *Store) apiError(err error, name string) error {
 	}
 	return apierrors.NewInternalError(err)
 }
-
