@@ -30,7 +30,9 @@ type Config struct {
 	// ProgressNotifyInterval is how often idle watches learn the current
 	// revision (the source of watch bookmarks); defaults to 5s.
 	ProgressNotifyInterval time.Duration
-	// LogLevel is etcd's zap log level; defaults to "error".
+	// LogLevel is etcd's zap log level; defaults to "fatal": etcd logs
+	// errors with stack traces on every orderly shutdown, and real failures
+	// reach the API server as request errors anyway.
 	LogLevel string
 }
 
@@ -52,7 +54,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.ProgressNotifyInterval = 5 * time.Second
 	}
 	if cfg.LogLevel == "" {
-		cfg.LogLevel = "error"
+		cfg.LogLevel = "fatal"
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create etcd dir: %w", err)

@@ -1,0 +1,341 @@
+// Package framework starts real skiff clusters for end-to-end tests and
+// drives them with the kubectl binaries installed on the machine.
+//
+// A Cluster is a `skiff server` process (the binary named by $SKIFF_BIN,
+// built by `make e2e`) in a temp data dir on a free loopback port. It is
+// stopped with SIGTERM (SIGKILL after a timeout) when the test ends, even
+// when the test fails.
+package framework
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// Binary returns the skiff binary under test.
+func Binary(t testing.TB) string {
+	t.Helper()
+	bin := os.Getenv("SKIFF_BIN")
+	if bin == "" {
+		t.Fatal("SKIFF_BIN is not set; run the e2e tests with `make e2e`")
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("SKIFF_BIN: %v", err)
+	}
+	return bin
+}
+
+// Cluster is a running skiff server.
+type Cluster struct {
+	t          testing.TB
+	Bin        string
+	DataDir    string
+	Port       int
+	Kubeconfig string
+	Args       []string
+	cmd        *exec.Cmd
+	done       chan struct{}
+	log        *bytes.Buffer
+	logMu      *sync.Mutex
+}
+
+// Options adjust a cluster before it starts.
+type Options struct {
+	// ExtraArgs are appended to `skiff server`.
+	ExtraArgs []string
+	// DataDir reuses a data dir (for restart tests); a temp dir otherwise.
+	DataDir string
+	// Port reuses a port; a free one otherwise.
+	Port int
+}
+
+// StartCluster starts a server and waits until it is ready.
+func StartCluster(t testing.TB, opts Options) *Cluster {
+	t.Helper()
+	bin := Binary(t)
+	if opts.DataDir == "" {
+		opts.DataDir = filepath.Join(t.TempDir(), "data")
+	}
+	if opts.Port == 0 {
+		opts.Port = FreePort(t)
+	}
+	c := &Cluster{t: t, Bin: bin, DataDir: opts.DataDir, Port: opts.Port, Kubeconfig: filepath.Join(opts.DataDir, "admin.kubeconfig"),
+		log: &bytes.Buffer{}, logMu: &sync.Mutex{}}
+	c.Args = append([]string{"server", "--data-dir", c.DataDir, "--https-listen-port", fmt.Sprint(c.Port), "--bind-address", "127.0.0.1", "--disable-agent"}, opts.ExtraArgs...)
+	c.start()
+	t.Cleanup(func() {
+		c.Stop()
+		if t.Failed() {
+			t.Logf("skiff server log:\n%s", c.Log())
+		}
+	})
+	c.WaitReady(30 * time.Second)
+	return c
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (c *Cluster) start() {
+	c.t.Helper()
+	// A stale kubeconfig would make WaitReady return before the new
+	// process is up.
+	_ = os.Remove(c.Kubeconfig)
+	cmd := exec.Command(c.Bin, c.Args...)
+	w := lockedWriter{mu: c.logMu, b: c.log}
+	cmd.Stdout, cmd.Stderr = w, w
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		c.t.Fatalf("start skiff server: %v", err)
+	}
+	c.cmd = cmd
+	c.done = make(chan struct{})
+	go func() { _ = cmd.Wait(); close(c.done) }()
+}
+
+// Log returns what the server printed so far.
+func (c *Cluster) Log() string {
+	c.logMu.Lock()
+	defer c.logMu.Unlock()
+	return c.log.String()
+}
+
+// WaitReady waits for the admin kubeconfig and /readyz.
+func (c *Cluster) WaitReady(timeout time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		select {
+		case <-c.done:
+			c.t.Fatalf("skiff server exited early:\n%s", c.Log())
+		default:
+		}
+		if _, err := os.Stat(c.Kubeconfig); err == nil {
+			if cs, err := kubernetes.NewForConfig(c.RESTConfig()); err == nil {
+				body, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(context.Background())
+				if err == nil && string(body) == "ok" {
+					return
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.t.Fatalf("skiff server not ready after %v:\n%s", timeout, c.Log())
+}
+
+// Stop sends SIGTERM and waits (SIGKILL after 20s).
+func (c *Cluster) Stop() {
+	if c.cmd == nil || c.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(20 * time.Second):
+		_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+		<-c.done
+	}
+}
+
+// Kill sends SIGKILL and waits, simulating a crash.
+func (c *Cluster) Kill() {
+	_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+	<-c.done
+}
+
+// Restart starts the server again on the same data dir and port.
+func (c *Cluster) Restart() {
+	c.t.Helper()
+	c.Stop()
+	c.start()
+	c.WaitReady(30 * time.Second)
+}
+
+// RESTConfig returns a client configuration for the admin.
+func (c *Cluster) RESTConfig() *rest.Config {
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
+	if err != nil {
+		c.t.Fatalf("load kubeconfig: %v", err)
+	}
+	cfg.QPS, cfg.Burst = -1, 0
+	return cfg
+}
+
+// Client returns a clientset for the admin.
+func (c *Cluster) Client() kubernetes.Interface {
+	return kubernetes.NewForConfigOrDie(c.RESTConfig())
+}
+
+// FreePort returns a TCP port free on loopback.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Kubectl is one kubectl client: an installed binary or skiff's own.
+type Kubectl struct {
+	// Name is "1.27" ... or "skiff" for `skiff kubectl`.
+	Name string
+	argv []string
+}
+
+// Kubectls returns every installed kubectl version plus skiff's embedded
+// one. $SKIFF_KUBECTLS (comma-separated names) narrows the set.
+func Kubectls(t testing.TB) []Kubectl {
+	t.Helper()
+	var out []Kubectl
+	if path, err := exec.LookPath("kubectl"); err == nil {
+		if real, err := filepath.EvalSymlinks(path); err == nil {
+			matches, _ := filepath.Glob(filepath.Join(filepath.Dir(real), "kubectl.1.*"))
+			sort.Strings(matches)
+			for _, m := range matches {
+				out = append(out, Kubectl{Name: strings.TrimPrefix(filepath.Base(m), "kubectl."), argv: []string{m}})
+			}
+		}
+		if len(out) == 0 {
+			out = append(out, Kubectl{Name: "installed", argv: []string{path}})
+		}
+	}
+	out = append(out, Kubectl{Name: "skiff", argv: []string{Binary(t), "kubectl"}})
+	if only := os.Getenv("SKIFF_KUBECTLS"); only != "" {
+		keep := map[string]bool{}
+		for _, n := range strings.Split(only, ",") {
+			keep[n] = true
+		}
+		var filtered []Kubectl
+		for _, k := range out {
+			if keep[k.Name] {
+				filtered = append(filtered, k)
+			}
+		}
+		out = filtered
+	}
+	return out
+}
+
+// Result is what a kubectl run printed.
+type Result struct {
+	Stdout, Stderr string
+	Err            error
+}
+
+// Run runs kubectl against the cluster with args; env adds variables.
+func (k Kubectl) Run(c *Cluster, stdin string, env []string, args ...string) Result {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	argv := append(append([]string{}, k.argv...), args...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = append(append(os.Environ(), "KUBECONFIG="+c.Kubeconfig, "HOME="+c.home()), env...)
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	return Result{Stdout: stdout.String(), Stderr: stderr.String(), Err: err}
+}
+
+// home is a private HOME so kubectl's discovery cache never leaks between
+// clusters or versions.
+func (c *Cluster) home() string {
+	h := filepath.Join(filepath.Dir(c.DataDir), "home")
+	_ = os.MkdirAll(h, 0o700)
+	return h
+}
+
+// Must runs kubectl and fails the test if it fails.
+func (k Kubectl) Must(t testing.TB, c *Cluster, args ...string) string {
+	t.Helper()
+	r := k.Run(c, "", nil, args...)
+	if r.Err != nil {
+		t.Fatalf("kubectl %s %s: %v\nstdout:\n%s\nstderr:\n%s", k.Name, strings.Join(args, " "), r.Err, r.Stdout, r.Stderr)
+	}
+	return r.Stdout
+}
+
+// MustIn runs kubectl with stdin and fails the test if it fails.
+func (k Kubectl) MustIn(t testing.TB, c *Cluster, stdin string, args ...string) string {
+	t.Helper()
+	r := k.Run(c, stdin, nil, args...)
+	if r.Err != nil {
+		t.Fatalf("kubectl %s %s: %v\nstdout:\n%s\nstderr:\n%s", k.Name, strings.Join(args, " "), r.Err, r.Stdout, r.Stderr)
+	}
+	return r.Stdout
+}
+
+// Start runs kubectl in the background (for -w); the returned function
+// stops it and returns its output.
+func (k Kubectl) Start(t testing.TB, c *Cluster, args ...string) func() Result {
+	t.Helper()
+	argv := append(append([]string{}, k.argv...), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+c.Kubeconfig, "HOME="+c.home())
+	var stdout, stderr bytes.Buffer
+	mu := &sync.Mutex{}
+	cmd.Stdout, cmd.Stderr = lockedWriter{mu: mu, b: &stdout}, lockedWriter{mu: mu, b: &stderr}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start kubectl: %v", err)
+	}
+	stopped := false
+	stop := func() Result {
+		if !stopped {
+			stopped = true
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return Result{Stdout: stdout.String(), Stderr: stderr.String()}
+	}
+	t.Cleanup(func() { stop() })
+	return stop
+}
+
+// Eventually polls cond every 50ms until it returns true or timeout passes.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
