@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	kubectlcmd "k8s.io/kubectl/pkg/cmd"
@@ -79,6 +80,8 @@ func serverCmd() *cobra.Command {
 	f.StringVar(&cfg.DatastoreKeyFile, "datastore-keyfile", "", "TLS key file used to secure datastore backend communication")
 	f.BoolVar(&cfg.CleanupOnExit, "cleanup-on-exit", false, "On SIGTERM stop every pod and remove everything skiff made on this node")
 	f.BoolVar(&debug, "debug", false, "Turn on debug logs")
+	f.DurationVar(&cfg.WatchBookmarkInterval, "watch-bookmark-interval", 15*time.Second, "How often watches that allow bookmarks receive one")
+	_ = f.MarkHidden("watch-bookmark-interval")
 	return cmd
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"strconv"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -21,8 +22,11 @@ var (
 	coreV1      = schema.GroupVersion{Version: "v1"}
 )
 
-// encode serializes obj as kind in gv with the serializer info.
+// encode serializes obj as kind in gv with the serializer info. Objects may
+// be shared with the watch cache, so the encoder stamps the kind on a
+// shallow copy, never on obj itself.
 func encode(info runtime.SerializerInfo, pretty bool, obj runtime.Object, gv schema.GroupVersion) ([]byte, error) {
+	obj = shallowCopy(obj)
 	s := info.Serializer
 	if pretty && info.PrettySerializer != nil {
 		s = info.PrettySerializer
@@ -33,6 +37,17 @@ func encode(info runtime.SerializerInfo, pretty bool, obj runtime.Object, gv sch
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// shallowCopy copies obj's top-level struct.
+func shallowCopy(obj runtime.Object) runtime.Object {
+	v := reflect.ValueOf(obj)
+	if v.Kind() != reflect.Pointer || v.IsNil() {
+		return obj
+	}
+	c := reflect.New(v.Elem().Type())
+	c.Elem().Set(v.Elem())
+	return c.Interface().(runtime.Object)
 }
 
 // writeRaw writes an encoded body.

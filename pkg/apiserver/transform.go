@@ -158,7 +158,6 @@ func tableRow(res *registry.Resource, item runtime.Object, include metav1.Includ
 	}
 	switch include {
 	case metav1.IncludeObject:
-		item.GetObjectKind().SetGroupVersionKind(res.GroupVersionKind())
 		raw, err := encode(jsonInfo(), false, item, res.GroupVersion())
 		if err != nil {
 			return row, err

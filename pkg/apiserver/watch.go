@@ -14,7 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
 
-	"github.com/skiff/skiff/pkg/api"
 	"github.com/skiff/skiff/pkg/registry"
 )
 
@@ -61,7 +60,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, st *registry
 		flusher.Flush()
 	}
 	res := st.Resource
-	var buf, evBuf bytes.Buffer
+	var evBuf bytes.Buffer
 	for {
 		select {
 		case <-ctx.Done():
@@ -75,12 +74,12 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, st *registry
 				obj, gv = statusFor(apierrors.NewInternalError(err)), coreV1
 				ev.Type = watch.Error
 			}
-			buf.Reset()
-			if err := api.Codecs.WithoutConversion().EncoderForVersion(o.info.Serializer, gv).Encode(obj, &buf); err != nil {
+			raw, err := encode(o.info, false, obj, gv)
+			if err != nil {
 				return
 			}
 			evBuf.Reset()
-			out := &metav1.WatchEvent{Type: string(ev.Type), Object: runtime.RawExtension{Raw: buf.Bytes()}}
+			out := &metav1.WatchEvent{Type: string(ev.Type), Object: runtime.RawExtension{Raw: raw}}
 			if err := streamEnc.Encode(out, &evBuf); err != nil {
 				return
 			}

@@ -104,14 +104,19 @@ func (s *Store) groupResource() schema.GroupResource {
 }
 
 // Prefix returns the storage prefix of the resource.
-func (s *Store) Prefix() string {
-	if s.Resource.StoragePrefix != "" {
-		return s.Resource.StoragePrefix
+func (s *Store) Prefix() string { return StoragePrefix(s.Resource) }
+
+// StoragePrefix returns where res is stored: "/registry/<resource>" for
+// core resources, "/registry/<group>/<resource>" for the others, unless the
+// resource names its own prefix.
+func StoragePrefix(res *Resource) string {
+	if res.StoragePrefix != "" {
+		return res.StoragePrefix
 	}
-	if s.Resource.Group == "" {
-		return "/registry/" + s.Resource.Resource
+	if res.Group == "" {
+		return "/registry/" + res.Resource
 	}
-	return "/registry/" + s.Resource.Group + "/" + s.Resource.Resource
+	return "/registry/" + res.Group + "/" + res.Resource
 }
 
 func (s *Store) key(ns, name string) string {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"time"
 )
 
 // Config is the configuration of `skiff server`; flag names follow k3s.
@@ -47,6 +48,9 @@ type Config struct {
 	DatastoreCAFile, DatastoreCertFile, DatastoreKeyFile string
 	// CleanupOnExit removes everything the node made on SIGTERM.
 	CleanupOnExit bool
+	// WatchBookmarkInterval is how often watches that allow bookmarks get
+	// one (default 15s); tests shorten it.
+	WatchBookmarkInterval time.Duration
 }
 
 // setDefaults fills unset fields.

@@ -1,11 +1,14 @@
 package server
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
 
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/clock"
 
 	"github.com/skiff/skiff/pkg/admission"
@@ -13,6 +16,8 @@ import (
 	"github.com/skiff/skiff/pkg/registry/configmap"
 	"github.com/skiff/skiff/pkg/registry/namespace"
 	"github.com/skiff/skiff/pkg/storage"
+	"github.com/skiff/skiff/pkg/storage/cacher"
+	"github.com/skiff/skiff/pkg/storage/etcd3"
 )
 
 // resourceSets contribute the served resources, one function per area;
@@ -23,25 +28,61 @@ var resourceSets = []func(b *builder) error{
 
 // builder collects registry stores while the resource sets run.
 type builder struct {
-	storage storage.Store
+	ctx     context.Context
+	etcd    *etcd3.Store
 	clock   clock.PassiveClock
 	cfg     Config
+	log     *slog.Logger
+	cachers map[string]*cacher.Cacher
 	// admission runs on writes to every resource added after it is set.
 	admission []registry.Admitter
 	stores    []*registry.Store
 }
 
-// add creates and records the store of res.
+// add creates and records the store of res, backed by the watch cache of
+// its storage prefix.
 func (b *builder) add(res *registry.Resource) *registry.Store {
-	s := registry.NewStore(res, b.storage, b.admission...)
+	s := registry.NewStore(res, b.storageFor(registry.StoragePrefix(res), res.New), b.admission...)
 	s.Clock = b.clock
 	b.stores = append(b.stores, s)
 	return s
 }
 
-// buildStores creates the registry store of every served resource.
-func buildStores(st storage.Store, clk clock.PassiveClock, cfg Config) ([]*registry.Store, error) {
-	b := &builder{storage: st, clock: clk, cfg: cfg}
+// storageFor returns the watch cache of a storage prefix, started on first
+// use; resources stored under one prefix share it. newObject returns an
+// object of the stored type.
+func (b *builder) storageFor(prefix string, newObject func() runtime.Object) storage.Store {
+	if c, ok := b.cachers[prefix]; ok {
+		return c
+	}
+	c := cacher.New(cacher.Config{
+		Delegate:         b.etcd,
+		Prefix:           prefix + "/",
+		NewObject:        newObject,
+		BookmarkInterval: b.cfg.WatchBookmarkInterval,
+		Log:              b.log,
+	})
+	b.cachers[prefix] = c
+	go c.Run(b.ctx)
+	return c
+}
+
+// ready reports whether every watch cache has loaded.
+func (b *builder) ready() error {
+	for prefix, c := range b.cachers {
+		select {
+		case <-c.Ready():
+		default:
+			return fmt.Errorf("watch cache %s not ready", prefix)
+		}
+	}
+	return nil
+}
+
+// buildStores creates the registry store of every served resource; their
+// watch caches run until ctx ends.
+func buildStores(ctx context.Context, st *etcd3.Store, clk clock.PassiveClock, cfg Config, log *slog.Logger) (*builder, error) {
+	b := &builder{ctx: ctx, etcd: st, clock: clk, cfg: cfg, log: log, cachers: map[string]*cacher.Cacher{}}
 	// Namespaces come first: the lifecycle admission of everything else
 	// reads them.
 	nsRes := namespace.NewResource(clk)
@@ -53,7 +94,7 @@ func buildStores(st storage.Store, clk clock.PassiveClock, cfg Config) ([]*regis
 			return nil, err
 		}
 	}
-	return b.stores, nil
+	return b, nil
 }
 
 // coreResources adds the core/v1 resources without special wiring.

@@ -59,19 +59,20 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ver version.Info) er
 		return err
 	}
 
-	client, closeStore, err := openDatastore(ctx, cfg)
+	client, newWatcher, closeStore, err := openDatastore(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer closeStore()
-	store := etcd3.New(client, api.StorageCodec())
+	store := etcd3.New(client, api.StorageCodec(), newWatcher)
 	go etcd3.RunCompactor(ctx, client, CompactionInterval)
 
 	clk := clock.RealClock{}
-	stores, err := buildStores(store, clk, cfg)
+	built, err := buildStores(ctx, store, clk, cfg, log)
 	if err != nil {
 		return err
 	}
+	stores := built.stores
 	var bootstrapped atomic.Bool
 	host := advertiseHost(cfg)
 	handler, err := apiserver.New(apiserver.Config{
@@ -86,7 +87,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ver version.Info) er
 			if !bootstrapped.Load() {
 				return errors.New("bootstrap not finished")
 			}
-			return nil
+			return built.ready()
 		},
 		OpenAPI: openAPIHandler(stores),
 		Clock:   clk,
@@ -201,16 +202,19 @@ func loadToken(cfg Config) (string, error) {
 	return t, pki.WriteFileAtomic(path, []byte(t+"\n"), 0o600)
 }
 
-// openDatastore starts the embedded etcd or connects to an external one.
-func openDatastore(ctx context.Context, cfg Config) (*clientv3.Client, func(), error) {
+// openDatastore starts the embedded etcd or connects to an external one. It
+// returns the client, a factory of independent watch streams (nil for the
+// default), and the function that closes the datastore.
+func openDatastore(ctx context.Context, cfg Config) (*clientv3.Client, func() clientv3.Watcher, func(), error) {
 	if cfg.DatastoreEndpoint != "" {
-		return dialExternal(ctx, cfg)
+		c, closeFn, err := dialExternal(ctx, cfg)
+		return c, nil, closeFn, err
 	}
 	e, err := embedetcd.Start(ctx, embedetcd.Config{Dir: filepath.Join(cfg.DataDir, "db")})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return e.Client(), e.Close, nil
+	return e.Client(), e.NewWatcher, e.Close, nil
 }
 
 func writeKubeconfig(path, server string, certs *clusterCerts) error {

@@ -132,7 +132,7 @@ func TestInformerSeesEveryChangeOnceInOrder(t *testing.T) {
 // of updates while a watcher repeatedly stops at a BOOKMARK and resumes from
 // its resourceVersion; every update must arrive exactly once, in order.
 func TestWatchResumesAtBookmarkWithoutLossOrDuplicates(t *testing.T) {
-	c := framework.StartCluster(t, framework.Options{})
+	c := framework.StartCluster(t, framework.Options{ExtraArgs: []string{"--watch-bookmark-interval=500ms"}})
 	cs := c.Client()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

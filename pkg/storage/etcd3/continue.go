@@ -18,6 +18,12 @@ type continueToken struct {
 
 const continueVersion = "meta.k8s.io/v1"
 
+// EncodeContinue returns the continue token of a list page that ends just
+// before key, read at revision rev; List resumes it from etcd.
+func EncodeContinue(key, prefix string, rev int64) (string, error) {
+	return encodeContinue(key, prefix, rev)
+}
+
 func encodeContinue(key, prefix string, rev int64) (string, error) {
 	b, err := json.Marshal(continueToken{APIVersion: continueVersion, ResourceVersion: rev, StartKey: strings.TrimPrefix(key, prefix)})
 	if err != nil {

@@ -29,22 +29,38 @@ import (
 
 // Store is the etcd-backed storage.Store.
 type Store struct {
-	client *clientv3.Client
-	codec  runtime.Codec
-	// pagingGrowth bounds how many keys a filtered list fetches per round.
+	client     *clientv3.Client
+	codec      runtime.Codec
+	newWatcher func() clientv3.Watcher
+	// maxFetch bounds how many keys a filtered list fetches per round.
 	maxFetch int64
 }
 
 var _ storage.Store = (*Store)(nil)
 
 // New returns a Store that talks to etcd through client and encodes objects
-// with codec.
-func New(client *clientv3.Client, codec runtime.Codec) *Store {
-	return &Store{client: client, codec: codec, maxFetch: 10000}
+// with codec. newWatcher returns an independent watch stream (its own
+// progress requests); nil uses clientv3.NewWatcher, which needs a gRPC
+// connection (the embedded etcd's in-process client supplies its own).
+func New(client *clientv3.Client, codec runtime.Codec, newWatcher func() clientv3.Watcher) *Store {
+	if newWatcher == nil {
+		newWatcher = func() clientv3.Watcher { return clientv3.NewWatcher(client) }
+	}
+	return &Store{client: client, codec: codec, newWatcher: newWatcher, maxFetch: 10000}
 }
 
 // Client returns the underlying etcd client.
 func (s *Store) Client() *clientv3.Client { return s.client }
+
+// NewWatcher returns a watch stream of its own, for long-lived consumers
+// that request progress notifications (the watch cache).
+func (s *Store) NewWatcher() clientv3.Watcher { return s.newWatcher() }
+
+// Decode decodes a stored value and stamps it with revision rev, for
+// consumers of raw etcd watch events (the watch cache).
+func (s *Store) Decode(data []byte, rev int64) (runtime.Object, error) {
+	return s.decode(data, rev, nil)
+}
 
 func (s *Store) decode(data []byte, rev int64, into runtime.Object) (runtime.Object, error) {
 	obj, _, err := s.codec.Decode(data, nil, into)
