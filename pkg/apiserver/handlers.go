@@ -13,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	jsonserializer "k8s.io/apimachinery/pkg/runtime/serializer/json"
+	"k8s.io/apimachinery/pkg/util/yaml"
 
 	"github.com/skiff/skiff/pkg/api"
 	"github.com/skiff/skiff/pkg/registry"
@@ -262,6 +264,9 @@ func (s *Server) decodeBytes(w http.ResponseWriter, r *http.Request, body []byte
 	if !ok {
 		return nil, unsupportedMediaType(contentType)
 	}
+	if err := checkTypeMeta(info.MediaType, body, gvk); err != nil {
+		return nil, err
+	}
 	dec := info.Serializer
 	if validation != metav1.FieldValidationIgnore && info.StrictSerializer != nil {
 		dec = info.StrictSerializer
@@ -293,4 +298,31 @@ func (s *Server) decodeBytes(w http.ResponseWriter, r *http.Request, body []byte
 // unknown fields under fieldValidation=Warn.
 func addWarning(w http.ResponseWriter, msg string) {
 	w.Header().Add("Warning", "299 - "+strconv.Quote(msg))
+}
+
+// checkTypeMeta rejects JSON and YAML bodies whose apiVersion or kind names
+// another type than the endpoint serves, with upstream's messages.
+func checkTypeMeta(mediaType string, body []byte, gvk schema.GroupVersionKind) error {
+	data := body
+	switch mediaType {
+	case runtime.ContentTypeJSON:
+	case runtime.ContentTypeYAML:
+		var err error
+		if data, err = yaml.ToJSON(body); err != nil {
+			return nil // the decoder reports the syntax error
+		}
+	default:
+		return nil
+	}
+	actual, err := jsonserializer.DefaultMetaFactory.Interpret(data)
+	if err != nil || actual == nil {
+		return nil
+	}
+	if actual.Version != "" && actual.GroupVersion() != gvk.GroupVersion() {
+		return apierrors.NewBadRequest(fmt.Sprintf("the API version in the data (%s) does not match the expected API version (%s)", actual.GroupVersion(), gvk.GroupVersion()))
+	}
+	if actual.Kind != "" && actual.Kind != gvk.Kind {
+		return apierrors.NewBadRequest(fmt.Sprintf("the kind in the data (%s) does not match the expected kind (%s)", actual.Kind, gvk.Kind))
+	}
+	return nil
 }
