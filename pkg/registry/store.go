@@ -547,7 +547,11 @@ func (s *Store) apiError(err error, name string) error {
 	case storage.ErrCodeConflict:
 		return apierrors.NewConflict(s.groupResource(), name, errors.New(OptimisticLockErrorMsg))
 	case storage.ErrCodeExpired:
-		return apierrors.NewResourceExpired(fmt.Sprintf("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter. (%s)", se.Msg))
+		if se.Revision > 0 {
+			// A watch or exact read from a revision that left history.
+			return apierrors.NewResourceExpired(se.Msg)
+		}
+		return apierrors.NewResourceExpired("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.")
 	case storage.ErrCodeTooLargeResourceVersion:
 		e := apierrors.NewTimeoutError(fmt.Sprintf("Too large resource version, current: %d", se.Revision), 1)
 		e.ErrStatus.Details.Causes = []metav1.StatusCause{{Type: metav1.CauseTypeResourceVersionTooLarge, Message: "Too large resource version"}}

@@ -70,4 +70,14 @@ func TestKillDuringCreatesLosesNothingAcknowledged(t *testing.T) {
 		return true
 	})
 	t.Logf("killed after %d acknowledged creates; %d objects after restart; %d lost", n, len(list.Items), missing)
+
+	// An orderly restart keeps everything too.
+	c.Restart()
+	again, err := c.Client().CoreV1().ConfigMaps("default").List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again.Items) != len(list.Items) {
+		t.Fatalf("after an orderly restart %d objects, before %d", len(again.Items), len(list.Items))
+	}
 }

@@ -2,6 +2,7 @@ package cacher
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"sort"
 	"strconv"
@@ -143,7 +144,7 @@ func (c *Cacher) Watch(ctx context.Context, key string, opts storage.WatchOption
 		}
 	case rv < c.histStart:
 		c.mu.Unlock()
-		return nil, &storage.Error{Code: storage.ErrCodeExpired, Key: key, Revision: c.histStart, Msg: "too old resource version"}
+		return nil, &storage.Error{Code: storage.ErrCodeExpired, Key: key, Revision: c.histStart, Msg: fmt.Sprintf("too old resource version: %d (%d)", rv, c.histStart)}
 	default:
 		backlog = c.historySince(rv, w)
 	}
