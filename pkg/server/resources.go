@@ -12,6 +12,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/skiff/skiff/pkg/admission"
+	"github.com/skiff/skiff/pkg/openapi"
 	"github.com/skiff/skiff/pkg/registry"
 	"github.com/skiff/skiff/pkg/registry/configmap"
 	"github.com/skiff/skiff/pkg/registry/namespace"
@@ -121,4 +122,11 @@ func firstServiceIP(cidr string) (net.IP, error) {
 	return ip, nil
 }
 
-func openAPIHandler([]*registry.Store) http.Handler { return nil }
+// openAPIHandler serves the OpenAPI documents of the served resources.
+func openAPIHandler(stores []*registry.Store, version string) (http.Handler, error) {
+	resources := make([]*registry.Resource, 0, len(stores))
+	for _, s := range stores {
+		resources = append(resources, s.Resource)
+	}
+	return openapi.Handler(resources, version)
+}

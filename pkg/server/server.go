@@ -73,6 +73,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ver version.Info) er
 		return err
 	}
 	stores := built.stores
+	openAPI, err := openAPIHandler(stores, ver.GitVersion)
+	if err != nil {
+		return err
+	}
 	var bootstrapped atomic.Bool
 	host := advertiseHost(cfg)
 	handler, err := apiserver.New(apiserver.Config{
@@ -89,7 +93,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ver version.Info) er
 			}
 			return built.ready()
 		},
-		OpenAPI: openAPIHandler(stores),
+		OpenAPI: openAPI,
 		Clock:   clk,
 		Log:     log,
 	})

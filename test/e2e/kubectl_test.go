@@ -46,7 +46,7 @@ data:
 	if r.Err == nil || !strings.Contains(r.Stderr, "AlreadyExists") && !strings.Contains(r.Stderr, "already exists") {
 		t.Fatalf("second create should fail with AlreadyExists: %+v", r)
 	}
-	bad := strings.Replace(manifest, "data:", "bogus: 1\ndata:", 1)
+	bad := strings.Replace(manifest, "\ndata:", "\nbogus: 1\ndata:", 1)
 	bad = strings.Replace(bad, "name: alpha", "name: bad", 1)
 	r = k.Run(c, bad, nil, "create", "-f", "-")
 	if r.Err == nil || !strings.Contains(r.Stderr, `unknown field "bogus"`) {
