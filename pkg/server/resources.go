@@ -25,6 +25,7 @@ import (
 // each adds its resources to the builder and wires their subresources.
 var resourceSets = []func(b *builder) error{
 	coreResources,
+	clusterResources,
 }
 
 // builder collects registry stores while the resource sets run.
@@ -44,6 +45,15 @@ type builder struct {
 // its storage prefix.
 func (b *builder) add(res *registry.Resource) *registry.Store {
 	s := registry.NewStore(res, b.storageFor(registry.StoragePrefix(res), res.New), b.admission...)
+	s.Clock = b.clock
+	b.stores = append(b.stores, s)
+	return s
+}
+
+// addWrapped is add for a resource whose objects are stored as another
+// type: wrap adapts the prefix's storage to it.
+func (b *builder) addWrapped(res *registry.Resource, newStored func() runtime.Object, wrap func(storage.Store) storage.Store) *registry.Store {
+	s := registry.NewStore(res, wrap(b.storageFor(registry.StoragePrefix(res), newStored)), b.admission...)
 	s.Clock = b.clock
 	b.stores = append(b.stores, s)
 	return s
