@@ -26,6 +26,7 @@ import (
 var resourceSets = []func(b *builder) error{
 	coreResources,
 	clusterResources,
+	workloadResources,
 }
 
 // builder collects registry stores while the resource sets run.
