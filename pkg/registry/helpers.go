@@ -2,6 +2,8 @@ package registry
 
 import (
 	"context"
+
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"reflect"
 	"time"
 
@@ -80,4 +82,46 @@ func ClearStatus(obj runtime.Object) {
 	if f := a.FieldByName("Status"); f.IsValid() {
 		f.Set(reflect.Zero(f.Type()))
 	}
+}
+
+// SpecStatusStrategy is a base Strategy for resources with a status
+// subresource: creates start with an empty status and main-resource
+// updates keep the stored one.
+type SpecStatusStrategy struct{ DefaultStrategy }
+
+// PrepareForCreate implements Strategy.
+func (SpecStatusStrategy) PrepareForCreate(_ context.Context, obj runtime.Object) { ClearStatus(obj) }
+
+// PrepareForUpdate implements Strategy.
+func (SpecStatusStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
+	KeepStatus(obj, old)
+}
+
+// Immutable returns a Forbidden error at path when a field changed.
+func Immutable(changed bool, path *field.Path) field.ErrorList {
+	if changed {
+		return field.ErrorList{field.Invalid(path, "", "field is immutable")}
+	}
+	return nil
+}
+
+// ValidateIntOrPercent checks a non-negative integer or a percentage.
+func ValidateIntOrPercent(v *intstr.IntOrString, path *field.Path) field.ErrorList {
+	if v == nil {
+		return nil
+	}
+	if v.Type == intstr.Int {
+		if v.IntVal < 0 {
+			return field.ErrorList{field.Invalid(path, v.IntVal, "must be greater than or equal to 0")}
+		}
+		return nil
+	}
+	n, err := intstr.GetScaledValueFromIntOrPercent(v, 100, true)
+	if err != nil || len(v.StrVal) < 2 || v.StrVal[len(v.StrVal)-1] != '%' {
+		return field.ErrorList{field.Invalid(path, v.StrVal, "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')")}
+	}
+	if n > 100 {
+		return field.ErrorList{field.Invalid(path, v.StrVal, "must not be greater than 100%")}
+	}
+	return nil
 }

@@ -1,13 +1,34 @@
 package server
 
 import (
+	"github.com/skiff/skiff/pkg/registry"
+	"github.com/skiff/skiff/pkg/registry/apps/controllerrevision"
+	"github.com/skiff/skiff/pkg/registry/apps/daemonset"
+	"github.com/skiff/skiff/pkg/registry/apps/deployment"
+	"github.com/skiff/skiff/pkg/registry/apps/replicaset"
+	"github.com/skiff/skiff/pkg/registry/apps/statefulset"
+	"github.com/skiff/skiff/pkg/registry/batch/cronjob"
+	"github.com/skiff/skiff/pkg/registry/batch/job"
 	"github.com/skiff/skiff/pkg/registry/pod"
+	"github.com/skiff/skiff/pkg/registry/replicationcontroller"
 )
 
-// workloadResources adds pods and the controllers' workload resources.
+// workloadResources adds pods and the workload resources controllers run.
 func workloadResources(b *builder) error {
 	podRes := pod.NewResource()
 	pods := b.add(podRes)
 	podRes.Subresources = pod.Subresources(pods, b.clock)
+	for _, r := range []*registry.Resource{
+		replicationcontroller.NewResource(),
+		replicaset.NewResource(),
+		deployment.NewResource(),
+		daemonset.NewResource(),
+		statefulset.NewResource(),
+		controllerrevision.NewResource(),
+		job.NewResource(),
+		cronjob.NewResource(),
+	} {
+		b.add(r)
+	}
 	return nil
 }
