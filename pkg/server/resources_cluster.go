@@ -1,16 +1,49 @@
 package server
 
 import (
+	"fmt"
+	"time"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/skiff/skiff/pkg/registry"
+	"github.com/skiff/skiff/pkg/registry/endpoints"
+	"github.com/skiff/skiff/pkg/registry/endpointslice"
 	"github.com/skiff/skiff/pkg/registry/event"
+	"github.com/skiff/skiff/pkg/registry/lease"
+	"github.com/skiff/skiff/pkg/registry/node"
+	"github.com/skiff/skiff/pkg/registry/persistentvolume"
+	"github.com/skiff/skiff/pkg/registry/persistentvolumeclaim"
+	"github.com/skiff/skiff/pkg/registry/secret"
+	"github.com/skiff/skiff/pkg/registry/service"
+	"github.com/skiff/skiff/pkg/registry/serviceaccount"
+	"github.com/skiff/skiff/pkg/registry/storageclass"
 )
 
-// clusterResources adds events (core/v1 and events.k8s.io/v1 over one
-// storage).
+// clusterResources adds nodes, networking, configuration, storage and
+// coordination resources, and events (core/v1 and events.k8s.io/v1 over
+// one storage).
 func clusterResources(b *builder) error {
-	b.add(event.NewResource())
+	svc, err := service.NewResource(service.Config{ServiceCIDR: b.cfg.ServiceCIDR, Seed: uint64(time.Now().UnixNano())})
+	if err != nil {
+		return fmt.Errorf("services: %w", err)
+	}
+	for _, r := range []*registry.Resource{
+		node.NewResource(),
+		svc,
+		endpoints.NewResource(),
+		endpointslice.NewResource(),
+		secret.NewResource(),
+		serviceaccount.NewResource(),
+		persistentvolume.NewResource(),
+		persistentvolumeclaim.NewResource(),
+		lease.NewResource(),
+		storageclass.NewResource(),
+		event.NewResource(),
+	} {
+		b.add(r)
+	}
 	b.addWrapped(event.NewEventsV1Resource(), func() runtime.Object { return &corev1.Event{} }, event.NewConvertingStore)
 	return nil
 }

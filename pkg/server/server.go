@@ -124,7 +124,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ver version.Info) er
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.ServeTLS(ln, "", "") }()
 
-	if err := bootstrap(ctx, stores, cfg); err != nil {
+	if err := bootstrap(ctx, stores, cfg, hostIP(cfg)); err != nil {
 		srv.Close()
 		return fmt.Errorf("bootstrap: %w", err)
 	}
