@@ -101,4 +101,3 @@ func hostIP(cfg Config) string {
 	}
 	return "127.0.0.1"
 }
-
