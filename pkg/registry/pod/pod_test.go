@@ -31,7 +31,9 @@ func TestValidationPaths(t *testing.T) {
 		{"no containers", func(p *corev1.Pod) { p.Spec.Containers = nil }, []string{"spec.containers: Required value"}},
 		{"duplicate names", func(p *corev1.Pod) { p.Spec.Containers = append(p.Spec.Containers, p.Spec.Containers[0]) }, []string{`spec.containers[1].name: Duplicate value: "app"`}},
 		{"missing image", func(p *corev1.Pod) { p.Spec.Containers[0].Image = "" }, []string{"spec.containers[0].image: Required value"}},
-		{"bad port", func(p *corev1.Pod) { p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 0, Protocol: "TCP"}} }, []string{"spec.containers[0].ports[0].containerPort: Required value"}},
+		{"bad port", func(p *corev1.Pod) {
+			p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 0, Protocol: "TCP"}}
+		}, []string{"spec.containers[0].ports[0].containerPort: Required value"}},
 		{"unknown mount", func(p *corev1.Pod) {
 			p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}
 		}, []string{`spec.containers[0].volumeMounts[0].name: Not found: "data"`}},
