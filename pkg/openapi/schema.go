@@ -77,14 +77,13 @@ func (d *definitions) build(name string, t reflect.Type) spec.Schema {
 			s.Format = f.OpenAPISchemaFormat()
 		}
 		if o, ok := zero.(v3OneOfTyper); ok && d.flavor == v3 {
+			if s.Format == "int-or-string" {
+				s.AddExtension("x-kubernetes-int-or-string", true)
+			}
 			s.Type, s.Format = nil, ""
 			for _, typ := range o.OpenAPIV3OneOfTypes() {
 				s.OneOf = append(s.OneOf, spec.Schema{SchemaProps: spec.SchemaProps{Type: []string{typ}}})
 			}
-		}
-		if s.Format == "int-or-string" && d.flavor == v3 {
-			s.Format = ""
-			s.AddExtension("x-kubernetes-int-or-string", true)
 		}
 		return s
 	}
@@ -92,7 +91,7 @@ func (d *definitions) build(name string, t reflect.Type) spec.Schema {
 	case reflect.Struct:
 	default:
 		// Named non-struct types (e.g. []byte aliases) are inlined.
-		return d.schemaOf(name, t)
+		return d.schemaOf(t)
 	}
 	if special, ok := opaqueObjects[name]; ok {
 		s.Type = []string{"object"}
@@ -104,7 +103,7 @@ func (d *definitions) build(name string, t reflect.Type) spec.Schema {
 	s.Type = []string{"object"}
 	s.Properties = map[string]spec.Schema{}
 	var required []string
-	d.addFields(name, t, &s, &required)
+	d.addFields(t, &s, &required)
 	sort.Strings(required)
 	s.Required = required
 	return s
@@ -119,7 +118,7 @@ var opaqueObjects = map[string]string{
 	"io.k8s.apimachinery.pkg.apis.meta.v1.WatchEvent": "",
 }
 
-func (d *definitions) addFields(owner string, t reflect.Type, s *spec.Schema, required *[]string) {
+func (d *definitions) addFields(t reflect.Type, s *spec.Schema, required *[]string) {
 	var docs map[string]string
 	if doc, ok := reflect.Zero(t).Interface().(swaggerDocer); ok {
 		docs = doc.SwaggerDoc()
@@ -140,14 +139,14 @@ func (d *definitions) addFields(owner string, t reflect.Type, s *spec.Schema, re
 				ft = ft.Elem()
 			}
 			if ft.Kind() == reflect.Struct {
-				d.addFields(owner, ft, s, required)
+				d.addFields(ft, s, required)
 				continue
 			}
 		}
 		if name == "" {
 			name = f.Name
 		}
-		prop := d.schemaOf(owner, f.Type)
+		prop := d.schemaOf(f.Type)
 		desc := docs[name]
 		if prop.Ref.String() != "" {
 			prop = d.describedRef(prop, desc)
@@ -179,18 +178,18 @@ func (d *definitions) describedRef(ref spec.Schema, desc string) spec.Schema {
 	return out
 }
 
-// schemaOf returns the schema of a field of type t in definition owner.
-func (d *definitions) schemaOf(owner string, t reflect.Type) spec.Schema {
+// schemaOf returns the schema of a field of type t.
+func (d *definitions) schemaOf(t reflect.Type) spec.Schema {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	zero := reflect.Zero(t).Interface()
 	if _, ok := zero.(schemaTyper); ok && t.Kind() == reflect.Struct {
-		return d.ref(owner, t)
+		return d.ref(t)
 	}
 	switch t.Kind() {
 	case reflect.Struct:
-		return d.ref(owner, t)
+		return d.ref(t)
 	case reflect.String:
 		return prim("string", "")
 	case reflect.Bool:
@@ -207,14 +206,14 @@ func (d *definitions) schemaOf(owner string, t reflect.Type) spec.Schema {
 		if t.Elem().Kind() == reflect.Uint8 {
 			return prim("string", "byte")
 		}
-		item := d.schemaOf(owner, t.Elem())
+		item := d.schemaOf(t.Elem())
 		if d.flavor == v3 && item.Ref.String() != "" {
 			item = spec.Schema{SchemaProps: spec.SchemaProps{AllOf: []spec.Schema{item}}}
 			item.Default = map[string]interface{}{}
 		}
 		return spec.Schema{SchemaProps: spec.SchemaProps{Type: []string{"array"}, Items: &spec.SchemaOrArray{Schema: &item}}}
 	case reflect.Map:
-		val := d.schemaOf(owner, t.Elem())
+		val := d.schemaOf(t.Elem())
 		if d.flavor == v3 && val.Ref.String() != "" {
 			val = spec.Schema{SchemaProps: spec.SchemaProps{AllOf: []spec.Schema{val}}}
 		}
@@ -229,7 +228,7 @@ func prim(typ, format string) spec.Schema {
 	return spec.Schema{SchemaProps: spec.SchemaProps{Type: []string{typ}, Format: format}}
 }
 
-func (d *definitions) ref(owner string, t reflect.Type) spec.Schema {
+func (d *definitions) ref(t reflect.Type) spec.Schema {
 	name := d.Define(t)
 	return spec.Schema{SchemaProps: spec.SchemaProps{Ref: spec.MustCreateRef(d.flavor.refPrefix() + name)}}
 }

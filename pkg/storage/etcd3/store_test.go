@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -16,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/skiff/skiff/pkg/storage"
+	"github.com/skiff/skiff/pkg/storage/etcd3"
 	"github.com/skiff/skiff/pkg/storage/storagetest"
 )
 
@@ -222,4 +227,28 @@ func TestWatchFromRevisionAndCompaction(t *testing.T) {
 	if st, ok := ev.Object.(*metav1.Status); ev.Type != watch.Error || !ok || st.Code != 410 {
 		t.Fatalf("watch from compacted revision: %v, want 410 Gone", ev)
 	}
+}
+
+func TestCompactorKeepsOneInterval(t *testing.T) {
+	s, _ := storagetest.NewStore(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	first := &corev1.ConfigMap{}
+	if err := s.Create(ctx, key("a"), cm("a", "1"), nil, first); err != nil {
+		t.Fatal(err)
+	}
+	go etcd3.RunCompactor(ctx, s.Client(), 50*time.Millisecond)
+	if err := s.Create(ctx, key("b"), cm("b", "1"), nil, &corev1.ConfigMap{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		rev, _ := strconv.ParseInt(first.ResourceVersion, 10, 64)
+		_, err := s.Client().Get(ctx, key("a"), clientv3.WithRev(rev))
+		if err != nil && strings.Contains(err.Error(), "compacted") {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("history was never compacted")
 }
