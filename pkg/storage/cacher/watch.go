@@ -143,8 +143,9 @@ func (c *Cacher) Watch(ctx context.Context, key string, opts storage.WatchOption
 			backlog = append(backlog, &event{key: k, obj: c.objects[k], rv: startRV})
 		}
 	case rv < c.histStart:
+		start := c.histStart
 		c.mu.Unlock()
-		return nil, &storage.Error{Code: storage.ErrCodeExpired, Key: key, Revision: c.histStart, Msg: fmt.Sprintf("too old resource version: %d (%d)", rv, c.histStart)}
+		return nil, &storage.Error{Code: storage.ErrCodeExpired, Key: key, Revision: start, Msg: fmt.Sprintf("too old resource version: %d (%d)", rv, start)}
 	default:
 		backlog = c.historySince(rv, w)
 	}
