@@ -287,6 +287,15 @@ func (s *Store) Create(ctx context.Context, ns string, obj runtime.Object, opts 
 		return nil, err
 	}
 	reserver, _ := strat.(Reserver)
+	if reserver != nil {
+		// A duplicate must be AlreadyExists, not a conflict over the
+		// allocations the existing object holds.
+		if ok, err := s.Storage.KeyExists(ctx, s.key(ns, acc.GetName())); err != nil {
+			return nil, s.apiError(err, acc.GetName())
+		} else if ok {
+			return nil, apierrors.NewAlreadyExists(s.groupResource(), acc.GetName())
+		}
+	}
 	original := obj
 	for attempt := 0; ; attempt++ {
 		var reservations []string

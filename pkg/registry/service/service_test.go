@@ -33,6 +33,10 @@ func TestAllocation(t *testing.T) {
 	if err != nil || k.Spec.ClusterIP != "10.96.0.1" {
 		t.Fatalf("kubernetes service: %v %v", err, k)
 	}
+	k.ResourceVersion = ""
+	if _, err := svcs.Create(ctx, k, metav1.CreateOptions{}); !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("re-creating a service that holds its IP: %v, want AlreadyExists", err)
+	}
 	auto, err := svcs.Create(ctx, svc("auto", corev1.ServiceTypeNodePort, "", 0), metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
