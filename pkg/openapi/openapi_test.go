@@ -2,6 +2,7 @@ package openapi
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -25,10 +26,10 @@ func TestV2SchemasAndPaths(t *testing.T) {
 	if containers.Extensions["x-kubernetes-patch-merge-key"] != "name" || containers.Extensions["x-kubernetes-patch-strategy"] != "merge" {
 		t.Fatalf("containers patch metadata: %v", containers.Extensions)
 	}
-	if !contains(podSpec.Required, "containers") {
+	if !slices.Contains(podSpec.Required, "containers") {
 		t.Fatalf("PodSpec required = %v", podSpec.Required)
 	}
-	if c := sw.Definitions["io.k8s.api.core.v1.Container"]; !contains(c.Required, "name") || contains(c.Required, "image") {
+	if c := sw.Definitions["io.k8s.api.core.v1.Container"]; !slices.Contains(c.Required, "name") || slices.Contains(c.Required, "image") {
 		t.Fatalf("Container required = %v", c.Required)
 	}
 	if q := sw.Definitions["io.k8s.apimachinery.pkg.api.resource.Quantity"]; len(q.Type) != 1 || q.Type[0] != "string" {
@@ -46,7 +47,7 @@ func TestV2SchemasAndPaths(t *testing.T) {
 	for _, p := range patch.Parameters {
 		found = found || (p.Name == "fieldValidation" && p.In == "query")
 	}
-	if !found || !contains(patch.Consumes, "application/strategic-merge-patch+json") {
+	if !found || !slices.Contains(patch.Consumes, "application/strategic-merge-patch+json") {
 		t.Fatalf("PATCH lacks fieldValidation or strategic merge patch: %+v", patch)
 	}
 	if sw.Paths.Paths["/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"].Put == nil {
@@ -70,13 +71,4 @@ func TestV3PerGroupVersion(t *testing.T) {
 	if _, ok := patch.RequestBody.Content["application/strategic-merge-patch+json"]; !ok {
 		t.Fatal("v3 PATCH lacks strategic merge patch")
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -171,7 +172,7 @@ func validate(n *corev1.Node) field.ErrorList {
 		switch {
 		case t.Effect == "":
 			errs = append(errs, field.Required(p.Child("effect"), ""))
-		case !contains(effects, string(t.Effect)):
+		case !slices.Contains(effects, string(t.Effect)):
 			errs = append(errs, field.NotSupported(p.Child("effect"), t.Effect, effects))
 		}
 		id := t.Key + "=" + string(t.Effect)
@@ -181,13 +182,4 @@ func validate(n *corev1.Node) field.ErrorList {
 		seen[id] = true
 	}
 	return errs
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
@@ -109,7 +110,7 @@ var phases = []string{string(corev1.PodPending), string(corev1.PodRunning), stri
 func validateStatus(_ context.Context, obj, _ runtime.Object) field.ErrorList {
 	p := obj.(*corev1.Pod)
 	var errs field.ErrorList
-	if p.Status.Phase != "" && !contains(phases, string(p.Status.Phase)) {
+	if p.Status.Phase != "" && !slices.Contains(phases, string(p.Status.Phase)) {
 		errs = append(errs, field.NotSupported(field.NewPath("status", "phase"), p.Status.Phase, phases))
 	}
 	return errs

@@ -69,3 +69,16 @@ func SelectorString(sel *metav1.LabelSelector) string {
 	}
 	return s.String()
 }
+
+// TemplateColumnDefinitions are the wide CONTAINERS and IMAGES columns of
+// workload tables, followed by SELECTOR when selectorDoc is not empty.
+func TemplateColumnDefinitions(selectorDoc string) []metav1.TableColumnDefinition {
+	cols := []metav1.TableColumnDefinition{
+		{Name: "Containers", Type: "string", Priority: 1, Description: "Names of each container in the template."},
+		{Name: "Images", Type: "string", Priority: 1, Description: "Images referenced by each container in the template."},
+	}
+	if selectorDoc != "" {
+		cols = append(cols, metav1.TableColumnDefinition{Name: "Selector", Type: "string", Priority: 1, Description: selectorDoc})
+	}
+	return cols
+}

@@ -2,6 +2,7 @@ package pod
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/google/go-cmp/cmp"
@@ -176,10 +177,10 @@ func validateContainers(cs []corev1.Container, path *field.Path, volumes sets.Se
 		} else if c.Image != strings.TrimSpace(c.Image) {
 			errs = append(errs, field.Invalid(p.Child("image"), c.Image, "must not have leading or trailing whitespace"))
 		}
-		if c.ImagePullPolicy != "" && !contains(pullPolicies, string(c.ImagePullPolicy)) {
+		if c.ImagePullPolicy != "" && !slices.Contains(pullPolicies, string(c.ImagePullPolicy)) {
 			errs = append(errs, field.NotSupported(p.Child("imagePullPolicy"), c.ImagePullPolicy, pullPolicies))
 		}
-		if c.TerminationMessagePolicy != "" && !contains(terminationPolices, string(c.TerminationMessagePolicy)) {
+		if c.TerminationMessagePolicy != "" && !slices.Contains(terminationPolices, string(c.TerminationMessagePolicy)) {
 			errs = append(errs, field.NotSupported(p.Child("terminationMessagePolicy"), c.TerminationMessagePolicy, terminationPolices))
 		}
 		errs = append(errs, validatePorts(c.Ports, p.Child("ports"))...)
@@ -203,15 +204,6 @@ func validateContainers(cs []corev1.Container, path *field.Path, volumes sets.Se
 		}
 	}
 	return errs
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func validatePorts(ports []corev1.ContainerPort, path *field.Path) field.ErrorList {
@@ -242,7 +234,7 @@ func validatePorts(ports []corev1.ContainerPort, path *field.Path) field.ErrorLi
 		}
 		if port.Protocol == "" {
 			errs = append(errs, field.Required(p.Child("protocol"), ""))
-		} else if !contains(protocols, string(port.Protocol)) {
+		} else if !slices.Contains(protocols, string(port.Protocol)) {
 			errs = append(errs, field.NotSupported(p.Child("protocol"), port.Protocol, protocols))
 		}
 	}
@@ -383,7 +375,7 @@ func validateTolerations(ts []corev1.Toleration, path *field.Path) field.ErrorLi
 		default:
 			errs = append(errs, field.NotSupported(p.Child("operator"), t.Operator, tolerationOps))
 		}
-		if t.Effect != "" && !contains(tolerationEffects, string(t.Effect)) {
+		if t.Effect != "" && !slices.Contains(tolerationEffects, string(t.Effect)) {
 			errs = append(errs, field.NotSupported(p.Child("effect"), t.Effect, tolerationEffects))
 		}
 		if t.TolerationSeconds != nil && t.Effect != corev1.TaintEffectNoExecute {

@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"k8s.io/utils/ptr"
+
 	"github.com/skiff/skiff/pkg/registry"
 	"github.com/skiff/skiff/pkg/registry/pod"
 )
@@ -39,39 +41,29 @@ func NewResource() *registry.Resource {
 		Scale: &registry.ScaleSubresource{
 			Get: func(obj runtime.Object) (int32, int32, string) {
 				rc := obj.(*corev1.ReplicationController)
-				return deref(rc.Spec.Replicas), rc.Status.Replicas, labels.SelectorFromSet(rc.Spec.Selector).String()
+				return ptr.Deref(rc.Spec.Replicas, 0), rc.Status.Replicas, labels.SelectorFromSet(rc.Spec.Selector).String()
 			},
 			SetReplicas: func(obj runtime.Object, n int32) { obj.(*corev1.ReplicationController).Spec.Replicas = &n },
 		},
 		Table: &registry.TableColumns{
-			Columns: []metav1.TableColumnDefinition{
+			Columns: append([]metav1.TableColumnDefinition{
 				registry.NameColumn,
 				{Name: "Desired", Type: "integer", Description: corev1.ReplicationControllerSpec{}.SwaggerDoc()["replicas"]},
 				{Name: "Current", Type: "integer", Description: corev1.ReplicationControllerStatus{}.SwaggerDoc()["replicas"]},
 				{Name: "Ready", Type: "integer", Description: corev1.ReplicationControllerStatus{}.SwaggerDoc()["readyReplicas"]},
 				registry.AgeColumn,
-				{Name: "Containers", Type: "string", Priority: 1, Description: "Names of each container in the template."},
-				{Name: "Images", Type: "string", Priority: 1, Description: "Images referenced by each container in the template."},
-				{Name: "Selector", Type: "string", Priority: 1, Description: corev1.ReplicationControllerSpec{}.SwaggerDoc()["selector"]},
-			},
+			}, pod.TemplateColumnDefinitions(corev1.ReplicationControllerSpec{}.SwaggerDoc()["selector"])...),
 			Row: func(obj runtime.Object, now time.Time) []interface{} {
 				rc := obj.(*corev1.ReplicationController)
 				containers, images := "", ""
 				if rc.Spec.Template != nil {
 					containers, images = pod.TemplateColumns(rc.Spec.Template)
 				}
-				return []interface{}{rc.Name, int64(deref(rc.Spec.Replicas)), int64(rc.Status.Replicas), int64(rc.Status.ReadyReplicas),
+				return []interface{}{rc.Name, int64(ptr.Deref(rc.Spec.Replicas, 0)), int64(rc.Status.Replicas), int64(rc.Status.ReadyReplicas),
 					registry.Age(rc.CreationTimestamp, now), containers, images, labels.FormatLabels(rc.Spec.Selector)}
 			},
 		},
 	}
-}
-
-func deref(p *int32) int32 {
-	if p == nil {
-		return 0
-	}
-	return *p
 }
 
 type strategy struct{ registry.SpecStatusStrategy }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -270,7 +271,7 @@ func validate(svc *corev1.Service) field.ErrorList {
 	spec := field.NewPath("spec")
 	s := &svc.Spec
 	var errs field.ErrorList
-	if !contains(serviceTypes, string(s.Type)) {
+	if !slices.Contains(serviceTypes, string(s.Type)) {
 		errs = append(errs, field.NotSupported(spec.Child("type"), s.Type, serviceTypes))
 	}
 	headless := s.ClusterIP == corev1.ClusterIPNone
@@ -311,7 +312,7 @@ func validate(svc *corev1.Service) field.ErrorList {
 		for _, msg := range validation.IsValidPortNum(int(p.Port)) {
 			errs = append(errs, field.Invalid(pp.Child("port"), p.Port, msg))
 		}
-		if !contains(protocols, string(p.Protocol)) {
+		if !slices.Contains(protocols, string(p.Protocol)) {
 			errs = append(errs, field.NotSupported(pp.Child("protocol"), p.Protocol, protocols))
 		}
 		if p.TargetPort.Type == intstr.Int {
@@ -328,7 +329,7 @@ func validate(svc *corev1.Service) field.ErrorList {
 		}
 	}
 	errs = append(errs, metav1validation.ValidateLabels(s.Selector, spec.Child("selector"))...)
-	if !contains(affinities, string(s.SessionAffinity)) {
+	if !slices.Contains(affinities, string(s.SessionAffinity)) {
 		errs = append(errs, field.NotSupported(spec.Child("sessionAffinity"), s.SessionAffinity, affinities))
 	}
 	if c := s.SessionAffinityConfig; c != nil && c.ClientIP != nil && c.ClientIP.TimeoutSeconds != nil {
@@ -339,7 +340,7 @@ func validate(svc *corev1.Service) field.ErrorList {
 	if s.ExternalTrafficPolicy != "" {
 		if !hasNodePorts(s.Type) {
 			errs = append(errs, field.Invalid(spec.Child("externalTrafficPolicy"), s.ExternalTrafficPolicy, "may only be set for services with type NodePort or LoadBalancer"))
-		} else if !contains(trafficPolicies, string(s.ExternalTrafficPolicy)) {
+		} else if !slices.Contains(trafficPolicies, string(s.ExternalTrafficPolicy)) {
 			errs = append(errs, field.NotSupported(spec.Child("externalTrafficPolicy"), s.ExternalTrafficPolicy, trafficPolicies))
 		}
 	}
@@ -349,15 +350,6 @@ func validate(svc *corev1.Service) field.ErrorList {
 		}
 	}
 	return errs
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Allocate fills in a ClusterIP and NodePorts the service needs and has

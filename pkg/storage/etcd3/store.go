@@ -325,48 +325,21 @@ func copyInto(src, dst runtime.Object) error {
 	return nil
 }
 
-// Delete implements storage.Store.
+// Delete implements storage.Store as a compare-and-swap deletion of the
+// revision the precondition saw.
 func (s *Store) Delete(ctx context.Context, key string, out runtime.Object, opts storage.DeleteOptions) error {
-	resp, err := s.client.Get(ctx, key)
-	if err != nil {
-		return wrapEtcd(key, err)
-	}
-	for attempt := 0; ; attempt++ {
-		if len(resp.Kvs) == 0 {
-			return &storage.Error{Code: storage.ErrCodeNotFound, Key: key, Msg: "not found"}
-		}
-		kv := resp.Kvs[0]
-		current, err := s.decode(kv.Value, kv.ModRevision, reflect.New(reflect.TypeOf(out).Elem()).Interface().(runtime.Object))
-		if err != nil {
-			return err
-		}
+	return s.GuaranteedUpdate(ctx, key, out, func(current runtime.Object) (runtime.Object, *storage.ReservationChange, error) {
 		if opts.Precondition != nil {
 			if err := opts.Precondition(current); err != nil {
-				return err
+				return nil, nil, err
 			}
 		}
-		ops := []clientv3.Op{clientv3.OpDelete(key)}
+		change := &storage.ReservationChange{}
 		if opts.Reservations != nil {
-			for _, r := range opts.Reservations(current) {
-				ops = append(ops, clientv3.OpDelete(r))
-			}
+			change.Remove = opts.Reservations(current)
 		}
-		txn, err := s.client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)).
-			Then(ops...).Else(clientv3.OpGet(key)).Commit()
-		if err != nil {
-			return wrapEtcd(key, err)
-		}
-		if txn.Succeeded {
-			if err := setRV(current, txn.Header.Revision); err != nil {
-				return err
-			}
-			return copyInto(current, out)
-		}
-		resp = (*clientv3.GetResponse)(txn.Responses[0].GetResponseRange())
-		if attempt > 100 {
-			return &storage.Error{Code: storage.ErrCodeConflict, Key: key, Msg: "too many concurrent updates"}
-		}
-	}
+		return current, change, storage.ErrDeleteInstead
+	})
 }
 
 // List implements storage.Store.

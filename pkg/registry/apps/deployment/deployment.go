@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"k8s.io/utils/ptr"
+
 	"github.com/skiff/skiff/pkg/registry"
 	"github.com/skiff/skiff/pkg/registry/pod"
 )
@@ -33,36 +35,26 @@ func NewResource() *registry.Resource {
 		Scale: &registry.ScaleSubresource{
 			Get: func(obj runtime.Object) (int32, int32, string) {
 				d := obj.(*appsv1.Deployment)
-				return deref(d.Spec.Replicas), d.Status.Replicas, pod.SelectorString(d.Spec.Selector)
+				return ptr.Deref(d.Spec.Replicas, 0), d.Status.Replicas, pod.SelectorString(d.Spec.Selector)
 			},
 			SetReplicas: func(obj runtime.Object, n int32) { obj.(*appsv1.Deployment).Spec.Replicas = &n },
 		},
 		Table: &registry.TableColumns{
-			Columns: []metav1.TableColumnDefinition{
+			Columns: append([]metav1.TableColumnDefinition{
 				registry.NameColumn,
 				{Name: "Ready", Type: "string", Description: "Number of the pod with ready state"},
 				{Name: "Up-to-date", Type: "string", Description: appsv1.DeploymentStatus{}.SwaggerDoc()["updatedReplicas"]},
 				{Name: "Available", Type: "string", Description: appsv1.DeploymentStatus{}.SwaggerDoc()["availableReplicas"]},
 				registry.AgeColumn,
-				{Name: "Containers", Type: "string", Priority: 1, Description: "Names of each container in the template."},
-				{Name: "Images", Type: "string", Priority: 1, Description: "Images referenced by each container in the template."},
-				{Name: "Selector", Type: "string", Priority: 1, Description: appsv1.DeploymentSpec{}.SwaggerDoc()["selector"]},
-			},
+			}, pod.TemplateColumnDefinitions(appsv1.DeploymentSpec{}.SwaggerDoc()["selector"])...),
 			Row: func(obj runtime.Object, now time.Time) []interface{} {
 				d := obj.(*appsv1.Deployment)
 				containers, images := pod.TemplateColumns(&d.Spec.Template)
-				return []interface{}{d.Name, fmt.Sprintf("%d/%d", d.Status.ReadyReplicas, deref(d.Spec.Replicas)), int64(d.Status.UpdatedReplicas),
+				return []interface{}{d.Name, fmt.Sprintf("%d/%d", d.Status.ReadyReplicas, ptr.Deref(d.Spec.Replicas, 0)), int64(d.Status.UpdatedReplicas),
 					int64(d.Status.AvailableReplicas), registry.Age(d.CreationTimestamp, now), containers, images, pod.SelectorString(d.Spec.Selector)}
 			},
 		},
 	}
-}
-
-func deref(p *int32) int32 {
-	if p == nil {
-		return 0
-	}
-	return *p
 }
 
 type strategy struct{ registry.SpecStatusStrategy }

@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"k8s.io/utils/ptr"
+
 	"github.com/skiff/skiff/pkg/registry"
 	"github.com/skiff/skiff/pkg/registry/pod"
 )
@@ -36,36 +38,26 @@ func NewResource() *registry.Resource {
 		Scale: &registry.ScaleSubresource{
 			Get: func(obj runtime.Object) (int32, int32, string) {
 				rs := obj.(*appsv1.ReplicaSet)
-				return deref(rs.Spec.Replicas), rs.Status.Replicas, pod.SelectorString(rs.Spec.Selector)
+				return ptr.Deref(rs.Spec.Replicas, 0), rs.Status.Replicas, pod.SelectorString(rs.Spec.Selector)
 			},
 			SetReplicas: func(obj runtime.Object, n int32) { obj.(*appsv1.ReplicaSet).Spec.Replicas = &n },
 		},
 		Table: &registry.TableColumns{
-			Columns: []metav1.TableColumnDefinition{
+			Columns: append([]metav1.TableColumnDefinition{
 				registry.NameColumn,
 				{Name: "Desired", Type: "integer", Description: appsv1.ReplicaSetSpec{}.SwaggerDoc()["replicas"]},
 				{Name: "Current", Type: "integer", Description: appsv1.ReplicaSetStatus{}.SwaggerDoc()["replicas"]},
 				{Name: "Ready", Type: "integer", Description: appsv1.ReplicaSetStatus{}.SwaggerDoc()["readyReplicas"]},
 				registry.AgeColumn,
-				{Name: "Containers", Type: "string", Priority: 1, Description: "Names of each container in the template."},
-				{Name: "Images", Type: "string", Priority: 1, Description: "Images referenced by each container in the template."},
-				{Name: "Selector", Type: "string", Priority: 1, Description: appsv1.ReplicaSetSpec{}.SwaggerDoc()["selector"]},
-			},
+			}, pod.TemplateColumnDefinitions(appsv1.ReplicaSetSpec{}.SwaggerDoc()["selector"])...),
 			Row: func(obj runtime.Object, now time.Time) []interface{} {
 				rs := obj.(*appsv1.ReplicaSet)
 				containers, images := pod.TemplateColumns(&rs.Spec.Template)
-				return []interface{}{rs.Name, int64(deref(rs.Spec.Replicas)), int64(rs.Status.Replicas), int64(rs.Status.ReadyReplicas),
+				return []interface{}{rs.Name, int64(ptr.Deref(rs.Spec.Replicas, 0)), int64(rs.Status.Replicas), int64(rs.Status.ReadyReplicas),
 					registry.Age(rs.CreationTimestamp, now), containers, images, pod.SelectorString(rs.Spec.Selector)}
 			},
 		},
 	}
-}
-
-func deref(p *int32) int32 {
-	if p == nil {
-		return 0
-	}
-	return *p
 }
 
 type strategy struct{ registry.SpecStatusStrategy }

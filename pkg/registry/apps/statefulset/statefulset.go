@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"k8s.io/utils/ptr"
+
 	"github.com/skiff/skiff/pkg/registry"
 	"github.com/skiff/skiff/pkg/registry/pod"
 )
@@ -34,32 +36,23 @@ func NewResource() *registry.Resource {
 		Scale: &registry.ScaleSubresource{
 			Get: func(obj runtime.Object) (int32, int32, string) {
 				s := obj.(*appsv1.StatefulSet)
-				return deref(s.Spec.Replicas), s.Status.Replicas, pod.SelectorString(s.Spec.Selector)
+				return ptr.Deref(s.Spec.Replicas, 0), s.Status.Replicas, pod.SelectorString(s.Spec.Selector)
 			},
 			SetReplicas: func(obj runtime.Object, n int32) { obj.(*appsv1.StatefulSet).Spec.Replicas = &n },
 		},
 		Table: &registry.TableColumns{
-			Columns: []metav1.TableColumnDefinition{
+			Columns: append([]metav1.TableColumnDefinition{
 				registry.NameColumn,
 				{Name: "Ready", Type: "string", Description: "Number of the pod with ready state"},
 				registry.AgeColumn,
-				{Name: "Containers", Type: "string", Priority: 1, Description: "Names of each container in the template."},
-				{Name: "Images", Type: "string", Priority: 1, Description: "Images referenced by each container in the template."},
-			},
+			}, pod.TemplateColumnDefinitions("")...),
 			Row: func(obj runtime.Object, now time.Time) []interface{} {
 				s := obj.(*appsv1.StatefulSet)
 				containers, images := pod.TemplateColumns(&s.Spec.Template)
-				return []interface{}{s.Name, fmt.Sprintf("%d/%d", s.Status.ReadyReplicas, deref(s.Spec.Replicas)), registry.Age(s.CreationTimestamp, now), containers, images}
+				return []interface{}{s.Name, fmt.Sprintf("%d/%d", s.Status.ReadyReplicas, ptr.Deref(s.Spec.Replicas, 0)), registry.Age(s.CreationTimestamp, now), containers, images}
 			},
 		},
 	}
-}
-
-func deref(p *int32) int32 {
-	if p == nil {
-		return 0
-	}
-	return *p
 }
 
 type strategy struct{ registry.SpecStatusStrategy }

@@ -32,7 +32,7 @@ func NewResource() *registry.Resource {
 		Strategy:             strategy{},
 		Status:               registry.StatusOnly{},
 		Table: &registry.TableColumns{
-			Columns: []metav1.TableColumnDefinition{
+			Columns: append([]metav1.TableColumnDefinition{
 				registry.NameColumn,
 				{Name: "Schedule", Type: "string", Description: batchv1.CronJobSpec{}.SwaggerDoc()["schedule"]},
 				{Name: "Timezone", Type: "string", Description: batchv1.CronJobSpec{}.SwaggerDoc()["timeZone"]},
@@ -40,10 +40,7 @@ func NewResource() *registry.Resource {
 				{Name: "Active", Type: "integer", Description: batchv1.CronJobStatus{}.SwaggerDoc()["active"]},
 				{Name: "Last Schedule", Type: "string", Description: batchv1.CronJobStatus{}.SwaggerDoc()["lastScheduleTime"]},
 				registry.AgeColumn,
-				{Name: "Containers", Type: "string", Priority: 1, Description: "Names of each container in the template."},
-				{Name: "Images", Type: "string", Priority: 1, Description: "Images referenced by each container in the template."},
-				{Name: "Selector", Type: "string", Priority: 1, Description: batchv1.JobSpec{}.SwaggerDoc()["selector"]},
-			},
+			}, pod.TemplateColumnDefinitions(batchv1.JobSpec{}.SwaggerDoc()["selector"])...),
 			Row: func(obj runtime.Object, now time.Time) []interface{} {
 				c := obj.(*batchv1.CronJob)
 				last := "<none>"

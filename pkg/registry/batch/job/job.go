@@ -44,16 +44,13 @@ func NewResource() *registry.Resource {
 			return fields.Set{"status.successful": fmt.Sprint(obj.(*batchv1.Job).Status.Succeeded)}
 		},
 		Table: &registry.TableColumns{
-			Columns: []metav1.TableColumnDefinition{
+			Columns: append([]metav1.TableColumnDefinition{
 				registry.NameColumn,
 				{Name: "Status", Type: "string", Description: "Status of the job."},
 				{Name: "Completions", Type: "string", Description: batchv1.JobStatus{}.SwaggerDoc()["succeeded"]},
 				{Name: "Duration", Type: "string", Description: "Time required to complete the job."},
 				registry.AgeColumn,
-				{Name: "Containers", Type: "string", Priority: 1, Description: "Names of each container in the template."},
-				{Name: "Images", Type: "string", Priority: 1, Description: "Images referenced by each container in the template."},
-				{Name: "Selector", Type: "string", Priority: 1, Description: batchv1.JobSpec{}.SwaggerDoc()["selector"]},
-			},
+			}, pod.TemplateColumnDefinitions(batchv1.JobSpec{}.SwaggerDoc()["selector"])...),
 			Row: func(obj runtime.Object, now time.Time) []interface{} {
 				j := obj.(*batchv1.Job)
 				containers, images := pod.TemplateColumns(&j.Spec.Template)
