@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -264,5 +265,34 @@ func TestDryRun(t *testing.T) {
 	}
 	if _, err := cms.Get(ctx, "wet", metav1.GetOptions{}); err != nil {
 		t.Fatalf("dry-run delete deleted: %v", err)
+	}
+}
+
+func TestFinalizersAndPropagation(t *testing.T) {
+	srv := servertest.Start(t)
+	ctx := context.Background()
+	cms := srv.Client.CoreV1().ConfigMaps("default")
+	if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "f", Finalizers: []string{"example.com/hold"}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	orphan := metav1.DeletePropagationOrphan
+	if err := cms.Delete(ctx, "f", metav1.DeleteOptions{PropagationPolicy: &orphan}); err != nil {
+		t.Fatal(err)
+	}
+	cm, err := cms.Get(ctx, "f", metav1.GetOptions{})
+	if err != nil || cm.DeletionTimestamp == nil || !slices.Contains(cm.Finalizers, metav1.FinalizerOrphanDependents) {
+		t.Fatalf("delete with a finalizer should only mark: %v %+v", err, cm.ObjectMeta)
+	}
+	cm.Finalizers = append(cm.Finalizers, "example.com/new")
+	if _, err := cms.Update(ctx, cm, metav1.UpdateOptions{}); !apierrors.IsInvalid(err) {
+		t.Fatalf("adding a finalizer while deleting: %v", err)
+	}
+	cm, _ = cms.Get(ctx, "f", metav1.GetOptions{})
+	cm.Finalizers = nil
+	if _, err := cms.Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cms.Get(ctx, "f", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("removing the last finalizer should delete: %v", err)
 	}
 }

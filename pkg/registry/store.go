@@ -487,8 +487,9 @@ func (s *Store) prepareUpdate(ctx context.Context, ns, name string, current runt
 		}
 		change = diffReservations(reserver.Reservations(old), reserver.Reservations(obj))
 	}
-	if acc.GetDeletionTimestamp() != nil && len(acc.GetFinalizers()) == 0 {
-		// The last finalizer is gone: the object goes.
+	if g := acc.GetDeletionGracePeriodSeconds(); acc.GetDeletionTimestamp() != nil && len(acc.GetFinalizers()) == 0 && (g == nil || *g == 0) {
+		// The last finalizer is gone: the object goes. Objects in a grace
+		// period (running pods) stay until whoever runs them deletes them.
 		if reserver, ok := strat.(Reserver); ok {
 			change = &storage.ReservationChange{Remove: reserver.Reservations(old)}
 		}

@@ -201,3 +201,29 @@ func TestPodSpecIsImmutable(t *testing.T) {
 		t.Fatalf("restartPolicy update: %v", err)
 	}
 }
+
+func TestStatusUpdateOfTerminatingPodKeepsIt(t *testing.T) {
+	srv := servertest.Start(t)
+	ctx := context.Background()
+	pods := srv.Client.CoreV1().Pods("default")
+	if _, err := pods.Create(ctx, basic("t"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := pods.Bind(ctx, &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: "t"}, Target: corev1.ObjectReference{Name: "n"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := pods.Delete(ctx, "t", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := pods.Get(ctx, "t", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Status.Phase = corev1.PodRunning
+	if _, err := pods.UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pods.Get(ctx, "t", metav1.GetOptions{}); err != nil {
+		t.Fatalf("a status update removed a pod in its grace period: %v", err)
+	}
+}
