@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	kubectlcmd "k8s.io/kubectl/pkg/cmd"
 
+	"github.com/skiff/skiff/pkg/agent"
 	"github.com/skiff/skiff/pkg/server"
 	"github.com/skiff/skiff/pkg/version"
 )
@@ -38,7 +39,7 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: false,
 	}
-	root.AddCommand(serverCmd(), kubectlCmd(), versionCmd())
+	root.AddCommand(serverCmd(), agentCmd(), kubectlCmd(), versionCmd())
 	return root
 }
 
@@ -50,11 +51,7 @@ func serverCmd() *cobra.Command {
 		Short: "Run the control plane (API server on etcd)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			level := slog.LevelInfo
-			if debug {
-				level = slog.LevelDebug
-			}
-			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			log := newLogger(debug)
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			return server.Run(ctx, cfg, log, version.Info())
@@ -83,6 +80,58 @@ func serverCmd() *cobra.Command {
 	f.DurationVar(&cfg.WatchBookmarkInterval, "watch-bookmark-interval", 15*time.Second, "How often watches that allow bookmarks receive one")
 	_ = f.MarkHidden("watch-bookmark-interval")
 	return cmd
+}
+
+func agentCmd() *cobra.Command {
+	var server, token, dataDir, nodeName, nodeIP string
+	var debug, cleanup bool
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run a worker node that joins a skiff server",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if server == "" || token == "" {
+				return fmt.Errorf("--server and --token are required")
+			}
+			log := newLogger(debug)
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			if nodeName == "" {
+				n, err := agent.DefaultNodeName()
+				if err != nil {
+					return err
+				}
+				nodeName = n
+			}
+			dir := filepath.Join(dataDir, "agent")
+			rc, err := agent.Join(ctx, server, token, nodeName, dir, log)
+			if err != nil {
+				return err
+			}
+			if nodeIP == "" {
+				nodeIP = agent.HostIP()
+			}
+			return agent.Run(ctx, agent.Config{DataDir: dir, NodeName: nodeName, NodeIP: nodeIP, RESTConfig: rc, Log: log})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&server, "server", "s", "", "Server to connect to (https://host:6443)")
+	f.StringVarP(&token, "token", "t", "", "Token to use for authentication (the server's <data-dir>/token)")
+	f.StringVarP(&dataDir, "data-dir", "d", "/var/lib/skiff", "Folder to hold state")
+	f.StringVar(&nodeName, "node-name", "", "Node name (default the hostname)")
+	f.StringVar(&nodeIP, "node-ip", "", "IP address to advertise for the node")
+	f.BoolVar(&cleanup, "cleanup-on-exit", false, "On SIGTERM stop every pod and remove everything skiff made on this node")
+	f.BoolVar(&debug, "debug", false, "Turn on debug logs")
+	return cmd
+}
+
+// newLogger returns the text logger on stderr that commands use.
+func newLogger(debug bool) *slog.Logger {
+	level := slog.LevelInfo
+	if debug {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }
 
 func kubectlCmd() *cobra.Command {

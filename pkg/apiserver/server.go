@@ -29,6 +29,9 @@ type Config struct {
 	Ready func(ctx context.Context) error
 	// OpenAPI, when set, serves /openapi/v2 and /openapi/v3.
 	OpenAPI http.Handler
+	// Handlers serve extra paths outside the API (exact match), after
+	// authentication: the node join endpoints.
+	Handlers map[string]http.Handler
 	// ExternalAddress is host:port clients use, advertised by /api.
 	ExternalAddress string
 	// Clock is used for ages in tables; the real clock when nil.
@@ -132,6 +135,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.cfg.OpenAPI.ServeHTTP(w, r)
 			return
 		}
+	}
+	if h, ok := s.cfg.Handlers[path]; ok {
+		h.ServeHTTP(w, r)
+		return
 	}
 	ri := parseRequestInfo(r)
 	if !ri.IsResource {

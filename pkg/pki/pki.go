@@ -103,9 +103,42 @@ func (ca *CA) LoadOrIssue(dir, name string, spec CertSpec) (*Issued, error) {
 		}
 		return &Issued{Cert: cert, CertPEM: certPEM, KeyPEM: keyPEM}, nil
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, der, err := ca.sign(spec)
+	if err != nil {
+		return nil, fmt.Errorf("issue %s certificate: %w", name, err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	certPEM, err := save(dir, certPath, keyPath, der, key)
 	if err != nil {
 		return nil, err
+	}
+	keyPEM, err := os.ReadFile(keyPath)
+	if err != nil {
+		return nil, err
+	}
+	return &Issued{Cert: cert, CertPEM: certPEM, KeyPEM: keyPEM}, nil
+}
+
+// Issue signs a new certificate for spec without saving it (for joining
+// nodes, which keep their own copy).
+func (ca *CA) Issue(spec CertSpec) (*Issued, error) {
+	key, der, err := ca.sign(spec)
+	if err != nil {
+		return nil, err
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return &Issued{Cert: cert, CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), KeyPEM: pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})}, nil
+}
+
+// sign creates a key and a certificate for spec signed by ca.
+func (ca *CA) sign(spec CertSpec) (*ecdsa.PrivateKey, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
 	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
@@ -124,19 +157,7 @@ func (ca *CA) LoadOrIssue(dir, name string, spec CertSpec) (*Issued, error) {
 		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageClientAuth)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
-	if err != nil {
-		return nil, fmt.Errorf("issue %s certificate: %w", name, err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	certPEM, err := save(dir, certPath, keyPath, der, key)
-	if err != nil {
-		return nil, err
-	}
-	keyPEM, err := os.ReadFile(keyPath)
-	if err != nil {
-		return nil, err
-	}
-	return &Issued{Cert: cert, CertPEM: certPEM, KeyPEM: keyPEM}, nil
+	return key, der, err
 }
 
 // covers reports whether cert was signed by ca, is valid for at least

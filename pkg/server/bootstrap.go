@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/skiff/skiff/pkg/agent"
 	"github.com/skiff/skiff/pkg/registry"
 )
 
@@ -80,24 +81,10 @@ func bootstrap(ctx context.Context, stores []*registry.Store, cfg Config, apiHos
 }
 
 // hostIP is the address other machines and pods reach this server at: the
-// bind address if one was given, else the address of the interface that
-// routes outwards, else loopback.
+// bind address if one was given, else the host's outward address.
 func hostIP(cfg Config) string {
 	if ip := net.ParseIP(cfg.BindAddress); ip != nil && !ip.IsUnspecified() {
 		return ip.String()
 	}
-	// A UDP "connection" sends nothing; it only consults the routing table.
-	if c, err := net.Dial("udp", "192.0.2.1:9"); err == nil {
-		defer c.Close()
-		if a, ok := c.LocalAddr().(*net.UDPAddr); ok && !a.IP.IsLoopback() {
-			return a.IP.String()
-		}
-	}
-	addrs, _ := net.InterfaceAddrs()
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
-			return n.IP.String()
-		}
-	}
-	return "127.0.0.1"
+	return agent.HostIP()
 }

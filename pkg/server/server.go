@@ -13,19 +13,21 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"k8s.io/apimachinery/pkg/version"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/clock"
 
+	"github.com/skiff/skiff/pkg/agent"
 	"github.com/skiff/skiff/pkg/api"
 	"github.com/skiff/skiff/pkg/apiserver"
 	"github.com/skiff/skiff/pkg/apiserver/auth"
+	"github.com/skiff/skiff/pkg/jointoken"
 	"github.com/skiff/skiff/pkg/pki"
 	"github.com/skiff/skiff/pkg/storage/embedetcd"
 	"github.com/skiff/skiff/pkg/storage/etcd3"
@@ -54,7 +56,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ver version.Info) er
 	if err != nil {
 		return err
 	}
-	token, err := loadToken(cfg)
+	token, err := loadToken(cfg, certs.ca.CertPEM)
 	if err != nil {
 		return err
 	}
@@ -83,7 +85,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ver version.Info) er
 		Stores: stores,
 		Authenticator: auth.Union{
 			auth.ClientCert{Roots: certs.ca.Pool()},
-			auth.Tokens{token: &auth.User{Name: "skiff:node-join", Groups: []string{"system:nodes", "system:authenticated"}}},
+			auth.Tokens{token: &auth.User{Name: "skiff:node-join", Groups: []string{joinGroup, "system:authenticated"}}},
 		},
 		Version:         ver,
 		ExternalAddress: net.JoinHostPort(host, strconv.Itoa(cfg.HTTPSPort)),
@@ -93,9 +95,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ver version.Info) er
 			}
 			return built.ready()
 		},
-		OpenAPI: openAPI,
-		Clock:   clk,
-		Log:     log,
+		OpenAPI:  openAPI,
+		Handlers: joinHandlers(certs),
+		Clock:    clk,
+		Log:      log,
 	})
 	if err != nil {
 		return err
@@ -135,15 +138,66 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ver version.Info) er
 	}
 	log.Info("skiff server ready", "address", ln.Addr().String(), "kubeconfig", cfg.WriteKubeconfig, "startup", time.Since(start).Round(time.Millisecond))
 
+	agentDone := make(chan error, 1)
+	if !cfg.DisableAgent {
+		acfg, err := localAgentConfig(cfg, certs, "https://"+net.JoinHostPort(host, strconv.Itoa(cfg.HTTPSPort)), log)
+		if err != nil {
+			srv.Close()
+			return err
+		}
+		go func() { agentDone <- agent.Run(ctx, acfg) }()
+	} else {
+		agentDone <- nil
+	}
+
 	select {
 	case <-ctx.Done():
 	case err := <-serveErr:
 		return fmt.Errorf("serve: %w", err)
 	}
+	if err := <-agentDone; err != nil && !errors.Is(err, context.Canceled) {
+		log.Error("agent stopped", "err", err)
+	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutdownCtx)
 	return nil
+}
+
+// localAgentConfig configures the agent of the server's own node, with a
+// node client certificate issued by the cluster CA.
+func localAgentConfig(cfg Config, certs *clusterCerts, server string, log *slog.Logger) (agent.Config, error) {
+	name := cfg.NodeName
+	if name == "" {
+		n, err := agent.DefaultNodeName()
+		if err != nil {
+			return agent.Config{}, err
+		}
+		name = n
+	}
+	nodeCert, err := certs.ca.LoadOrIssue(filepath.Join(cfg.DataDir, "tls"), "node-"+name, pki.CertSpec{
+		CommonName: "system:node:" + name, Organization: []string{"system:nodes"}, Client: true,
+	})
+	if err != nil {
+		return agent.Config{}, fmt.Errorf("node certificate: %w", err)
+	}
+	nodeIP := hostIP(cfg)
+	if ip := net.ParseIP(nodeIP); ip == nil || ip.IsLoopback() {
+		nodeIP = agent.HostIP()
+	}
+	return agent.Config{
+		DataDir:      filepath.Join(cfg.DataDir, "agent"),
+		NodeName:     name,
+		NodeIP:       nodeIP,
+		ControlPlane: true,
+		RESTConfig: &rest.Config{
+			Host:            server,
+			TLSClientConfig: rest.TLSClientConfig{CAData: certs.ca.CertPEM, CertData: nodeCert.CertPEM, KeyData: nodeCert.KeyPEM},
+			QPS:             50,
+			Burst:           100,
+		},
+		Log: log.With("component", "agent"),
+	}, nil
 }
 
 // advertiseHost is the address clients on this machine use to reach us.
@@ -188,22 +242,31 @@ func loadCerts(cfg Config) (*clusterCerts, error) {
 	return &clusterCerts{ca: ca, serving: serving, admin: admin}, nil
 }
 
-// loadToken returns --token, else the token saved in the data dir, else a
-// new random one, which is saved.
-func loadToken(cfg Config) (string, error) {
+// loadToken returns the join secret: from --token (bare or in the full
+// K10 form), else the one saved in the data dir, else a new random one. The
+// full token, pinning the CA, is saved to <data-dir>/token for agents.
+func loadToken(cfg Config, caPEM []byte) (string, error) {
 	path := filepath.Join(cfg.DataDir, "token")
+	secret := ""
 	if cfg.Token != "" {
-		return cfg.Token, pki.WriteFileAtomic(path, []byte(cfg.Token+"\n"), 0o600)
+		_, s, err := jointoken.Parse(cfg.Token)
+		if err != nil {
+			return "", fmt.Errorf("--token: %w", err)
+		}
+		secret = s
+	} else if b, err := os.ReadFile(path); err == nil {
+		if _, s, err := jointoken.Parse(string(b)); err == nil {
+			secret = s
+		}
 	}
-	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
-		return strings.TrimSpace(string(b)), nil
+	if secret == "" {
+		buf := make([]byte, 24)
+		if _, err := rand.Read(buf); err != nil {
+			return "", err
+		}
+		secret = hex.EncodeToString(buf)
 	}
-	buf := make([]byte, 24)
-	if _, err := rand.Read(buf); err != nil {
-		return "", err
-	}
-	t := hex.EncodeToString(buf)
-	return t, pki.WriteFileAtomic(path, []byte(t+"\n"), 0o600)
+	return secret, pki.WriteFileAtomic(path, []byte(jointoken.Format(caPEM, secret)+"\n"), 0o600)
 }
 
 // openDatastore starts the embedded etcd or connects to an external one. It

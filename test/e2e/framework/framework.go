@@ -62,6 +62,9 @@ type Options struct {
 	DataDir string
 	// Port reuses a port; a free one otherwise.
 	Port int
+	// Agent runs the server's own node agent (off by default: most tests
+	// need only the control plane).
+	Agent bool
 }
 
 // StartCluster starts a server and waits until it is ready.
@@ -76,7 +79,11 @@ func StartCluster(t testing.TB, opts Options) *Cluster {
 	}
 	c := &Cluster{t: t, Bin: bin, DataDir: opts.DataDir, Port: opts.Port, Kubeconfig: filepath.Join(opts.DataDir, "admin.kubeconfig"),
 		log: &bytes.Buffer{}, logMu: &sync.Mutex{}}
-	c.Args = append([]string{"server", "--data-dir", c.DataDir, "--https-listen-port", fmt.Sprint(c.Port), "--bind-address", "127.0.0.1", "--disable-agent"}, opts.ExtraArgs...)
+	c.Args = []string{"server", "--data-dir", c.DataDir, "--https-listen-port", fmt.Sprint(c.Port), "--bind-address", "127.0.0.1"}
+	if !opts.Agent {
+		c.Args = append(c.Args, "--disable-agent")
+	}
+	c.Args = append(c.Args, opts.ExtraArgs...)
 	c.start()
 	t.Cleanup(func() {
 		c.Stop()
@@ -97,6 +104,73 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.Write(p)
+}
+
+// Process is a skiff process started by a test (an agent).
+type Process struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	log  *bytes.Buffer
+	mu   *sync.Mutex
+}
+
+// StartProcess runs the skiff binary with args until the test ends.
+func StartProcess(t testing.TB, args ...string) *Process {
+	t.Helper()
+	p := &Process{cmd: exec.Command(Binary(t), args...), done: make(chan struct{}), log: &bytes.Buffer{}, mu: &sync.Mutex{}}
+	w := lockedWriter{mu: p.mu, b: p.log}
+	p.cmd.Stdout, p.cmd.Stderr = w, w
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start skiff %v: %v", args, err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.Stop()
+		if t.Failed() {
+			t.Logf("skiff %v log:\n%s", args, p.Log())
+		}
+	})
+	return p
+}
+
+// Log returns what the process printed so far.
+func (p *Process) Log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.log.String()
+}
+
+// Done is closed when the process exits.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Stop sends SIGTERM and waits (SIGKILL after 20s).
+func (p *Process) Stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+// URL is the server's address.
+func (c *Cluster) URL() string { return fmt.Sprintf("https://127.0.0.1:%d", c.Port) }
+
+// Token is the server's full join token.
+func (c *Cluster) Token(t testing.TB) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(c.DataDir, "token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
 }
 
 func (c *Cluster) start() {

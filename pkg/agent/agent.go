@@ -1,0 +1,111 @@
+// Package agent assembles the worker-node half of skiff: it registers the
+// Node and keeps its status and lease fresh (and, as the issues land, runs
+// pods). It runs inside `skiff server` for the server's own node and alone
+// as `skiff agent` on other machines; either way it is only an API client.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/skiff/skiff/pkg/kubelet/nodestatus"
+	"github.com/skiff/skiff/pkg/machine"
+	"github.com/skiff/skiff/pkg/version"
+)
+
+// ControlPlaneLabel marks nodes that run the control plane.
+const ControlPlaneLabel = "node-role.kubernetes.io/control-plane"
+
+// Config configures an agent.
+type Config struct {
+	// DataDir is the node's state directory (<data-dir>/agent).
+	DataDir string
+	// NodeName defaults to the lower-cased hostname.
+	NodeName string
+	// NodeIP is the node's InternalIP; detected when empty.
+	NodeIP string
+	// ControlPlane labels the node as a control-plane node.
+	ControlPlane bool
+	// RESTConfig reaches the API server as this node.
+	RESTConfig *rest.Config
+	Log        *slog.Logger
+}
+
+// DefaultNodeName is the lower-cased hostname, as upstream defaults it.
+func DefaultNodeName() (string, error) {
+	h, err := os.Hostname()
+	if err != nil {
+		return "", fmt.Errorf("hostname: %w", err)
+	}
+	return strings.ToLower(h), nil
+}
+
+// Run runs the agent until ctx ends.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.RESTConfig == nil {
+		return errors.New("agent: no API server configuration")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.NodeName == "" {
+		name, err := DefaultNodeName()
+		if err != nil {
+			return err
+		}
+		cfg.NodeName = name
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("agent data dir: %w", err)
+	}
+	client, err := kubernetes.NewForConfig(cfg.RESTConfig)
+	if err != nil {
+		return err
+	}
+	labels := map[string]string{}
+	if cfg.ControlPlane {
+		labels[ControlPlaneLabel] = "true"
+	}
+	addrs := []corev1.NodeAddress{{Type: corev1.NodeHostName, Address: cfg.NodeName}}
+	if ip := cfg.NodeIP; ip != "" {
+		addrs = append([]corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: ip}}, addrs...)
+	}
+	hb := nodestatus.New(client, nodestatus.Config{
+		NodeName:                cfg.NodeName,
+		Labels:                  labels,
+		Addresses:               addrs,
+		KubeletVersion:          version.Info().GitVersion,
+		ContainerRuntimeVersion: "skiff://" + version.Info().GitVersion,
+		ReadMachine:             func() (machine.Info, error) { return machine.Read(cfg.DataDir) },
+		Log:                     cfg.Log.With("component", "node-status"),
+	})
+	return hb.Run(ctx)
+}
+
+// HostIP returns the address of the interface that routes outwards, else
+// the first non-loopback IPv4 address, else loopback.
+func HostIP() string {
+	// A UDP "connection" sends nothing; it only consults the routing table.
+	if c, err := net.Dial("udp", "192.0.2.1:9"); err == nil {
+		defer c.Close()
+		if a, ok := c.LocalAddr().(*net.UDPAddr); ok && !a.IP.IsLoopback() {
+			return a.IP.String()
+		}
+	}
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+			return n.IP.String()
+		}
+	}
+	return "127.0.0.1"
+}
