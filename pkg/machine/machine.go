@@ -21,7 +21,7 @@ type Info struct {
 	// DiskBytes and DiskAvailableBytes describe the filesystem of the data dir.
 	DiskBytes, DiskAvailableBytes int64
 	// PIDMax is the kernel's pid limit, PIDsInUse the processes running.
-	PIDMax, PIDsInUse int64
+	PIDMax, PIDsInUse             int64
 	MachineID, SystemUUID, BootID string
 	KernelVersion, OSImage        string
 	OS, Arch                      string
