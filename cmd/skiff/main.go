@@ -39,7 +39,7 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: false,
 	}
-	root.AddCommand(serverCmd(), agentCmd(), kubectlCmd(), versionCmd())
+	root.AddCommand(serverCmd(), agentCmd(), kubectlCmd(), imagesCmd(), versionCmd())
 	return root
 }
 

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/skiff/skiff/pkg/kubelet/nodestatus"
 	"github.com/skiff/skiff/pkg/machine"
+	"github.com/skiff/skiff/pkg/runtime/images"
 	"github.com/skiff/skiff/pkg/version"
 )
 
@@ -49,6 +51,13 @@ func DefaultNodeName() (string, error) {
 	return strings.ToLower(h), nil
 }
 
+// ImageStoreDir is where an agent keeps its images, under its data dir.
+func ImageStoreDir(agentDir string) string { return filepath.Join(agentDir, "imagestore") }
+
+// ImagesDropDir is the directory whose tarballs the agent imports at start,
+// as k3s does with <data-dir>/agent/images.
+func ImagesDropDir(agentDir string) string { return filepath.Join(agentDir, "images") }
+
 // Run runs the agent until ctx ends.
 func Run(ctx context.Context, cfg Config) error {
 	if cfg.RESTConfig == nil {
@@ -66,6 +75,17 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("agent data dir: %w", err)
+	}
+	store, err := images.Open(ImageStoreDir(cfg.DataDir))
+	if err != nil {
+		return err
+	}
+	imported, errs := store.ImportDir(ctx, ImagesDropDir(cfg.DataDir))
+	for f, err := range errs {
+		cfg.Log.Error("import image tarball", "file", f, "err", err)
+	}
+	if len(imported) > 0 {
+		cfg.Log.Info("imported image tarballs", "images", len(imported))
 	}
 	client, err := kubernetes.NewForConfig(cfg.RESTConfig)
 	if err != nil {
