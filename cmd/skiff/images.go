@@ -16,7 +16,9 @@ import (
 
 func imagesCmd() *cobra.Command {
 	var dataDir string
-	open := func() (*images.Store, error) { return images.Open(agent.ImageStoreDir(filepath.Join(dataDir, "agent"))) }
+	open := func() (*images.Store, error) {
+		return images.Open(agent.ImageStoreDir(filepath.Join(dataDir, "agent")))
+	}
 	cmd := &cobra.Command{Use: "images", Short: "Manage the node's image store"}
 	cmd.PersistentFlags().StringVarP(&dataDir, "data-dir", "d", "/var/lib/skiff", "Folder to hold state")
 	cmd.AddCommand(&cobra.Command{
@@ -101,4 +103,3 @@ func shortID(id string) string {
 	}
 	return id
 }
-
