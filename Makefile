@@ -3,6 +3,8 @@
 # lacks and calls `make test`.
 
 GO        ?= go
+# libcontainer's namespace setup (nsenter) is C code.
+export CGO_ENABLED := 1
 BIN       := bin/skiff
 PKG       := github.com/skiff/skiff
 GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)

@@ -17,11 +17,14 @@ import (
 	kubectlcmd "k8s.io/kubectl/pkg/cmd"
 
 	"github.com/skiff/skiff/pkg/agent"
+	"github.com/skiff/skiff/pkg/runtime/runc"
 	"github.com/skiff/skiff/pkg/server"
 	"github.com/skiff/skiff/pkg/version"
 )
 
 func main() {
+	// A container's init step re-executes this binary; it never returns.
+	runc.InitIfRequested()
 	// Invoked as "kubectl" (a symlink), behave as kubectl.
 	if filepath.Base(os.Args[0]) == "kubectl" {
 		runKubectl(os.Args[1:])

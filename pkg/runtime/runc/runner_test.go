@@ -1,0 +1,132 @@
+package runc_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/skiff/skiff/pkg/runtime/images"
+	"github.com/skiff/skiff/pkg/runtime/runc"
+)
+
+func TestMain(m *testing.M) {
+	runc.InitIfRequested()
+	os.Exit(m.Run())
+}
+
+// busyboxImage stores an image holding Debian's static busybox.
+func busyboxImage(t *testing.T, st *images.Store) images.Image {
+	t.Helper()
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Skip("busybox-static is not installed")
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "bin/", Typeflag: tar.TypeDir, Mode: 0o755})
+	tw.WriteHeader(&tar.Header{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bb))})
+	tw.Write(bb)
+	for _, app := range []string{"sh", "echo", "sleep", "cat", "id", "hostname"} {
+		tw.WriteHeader(&tar.Header{Name: "bin/" + app, Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777})
+	}
+	tw.Close()
+	data := buf.Bytes()
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "bb.tar")
+	tag, _ := name.NewTag("registry.local/busybox:test")
+	if err := tarball.WriteToFile(path, tag, img); err != nil {
+		t.Fatal(err)
+	}
+	imgs, err := st.Import(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return imgs[0]
+}
+
+func TestRunContainerFromImage(t *testing.T) {
+	dir := t.TempDir()
+	st, err := images.Open(filepath.Join(dir, "images"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := busyboxImage(t, st)
+	cases := []struct {
+		name     string
+		args     []string
+		uid      uint32
+		wantOut  string
+		wantCode int32
+	}{
+		{"echo", []string{"/bin/echo", "hello from a container"}, 0, "hello from a container\n", 0},
+		{"exit code", []string{"/bin/sh", "-c", "exit 3"}, 0, "", 3},
+		{"user and hostname", []string{"/bin/sh", "-c", "id -u; hostname"}, 1234, "1234\npod-host\n", 0},
+		{"killed by signal", []string{"/bin/sleep", "100"}, 0, "", 137},
+	}
+	runner := &runc.Runner{StateDir: filepath.Join(dir, "state")}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cdir := filepath.Join(dir, "containers", tc.name)
+			rootfs, err := runc.MountRootfs(cdir, st.LayerDirs(img))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer runc.UnmountRootfs(cdir)
+			spec := runc.BuildSpec(runc.ContainerSpec{
+				Process:     runc.ProcessSpec{Args: tc.args, Env: []string{"PATH=/bin"}, UID: tc.uid, GID: tc.uid},
+				Hostname:    "pod-host",
+				Rootfs:      rootfs,
+				CgroupsPath: "/skiff-test/c" + string(rune('a'+i)),
+				Resources:   &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: ptrInt64(64 << 20)}},
+			})
+			id := strings.ReplaceAll(tc.name, " ", "-")
+			c, err := runner.Create(id, spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Destroy()
+			var out bytes.Buffer
+			p, err := runc.Start(c, spec.Process, runc.Stdio{Stdout: &out, Stderr: &out})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.wantCode == 137 {
+				if err := p.Signal(syscall.SIGKILL); err != nil {
+					t.Fatal(err)
+				}
+			}
+			state, _ := p.Wait()
+			if got := runc.ExitCode(state); got != tc.wantCode {
+				t.Fatalf("exit code %d, want %d (output %q)", got, tc.wantCode, out.String())
+			}
+			if out.String() != tc.wantOut {
+				t.Fatalf("output %q, want %q", out.String(), tc.wantOut)
+			}
+		})
+	}
+	if _, err := os.Stat("/sys/fs/cgroup/memory/skiff-test/ca"); !os.IsNotExist(err) {
+		t.Fatalf("container cgroup left behind: %v", err)
+	}
+	os.Remove("/sys/fs/cgroup/memory/skiff-test")
+}
+
+func ptrInt64(v int64) *int64 { return &v }
