@@ -17,8 +17,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/opencontainers/runc/libcontainer"
+
 	"github.com/skiff/skiff/pkg/runtime/images"
 	"github.com/skiff/skiff/pkg/runtime/runc"
+	"github.com/skiff/skiff/pkg/runtime/sandbox"
 )
 
 func TestMain(m *testing.M) {
@@ -38,7 +41,7 @@ func busyboxImage(t *testing.T, st *images.Store) images.Image {
 	tw.WriteHeader(&tar.Header{Name: "bin/", Typeflag: tar.TypeDir, Mode: 0o755})
 	tw.WriteHeader(&tar.Header{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bb))})
 	tw.Write(bb)
-	for _, app := range []string{"sh", "echo", "sleep", "cat", "id", "hostname"} {
+	for _, app := range []string{"sh", "echo", "sleep", "cat", "id", "hostname", "nc"} {
 		tw.WriteHeader(&tar.Header{Name: "bin/" + app, Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777})
 	}
 	tw.Close()
@@ -126,7 +129,68 @@ func TestRunContainerFromImage(t *testing.T) {
 	if _, err := os.Stat("/sys/fs/cgroup/memory/skiff-test/ca"); !os.IsNotExist(err) {
 		t.Fatalf("container cgroup left behind: %v", err)
 	}
-	os.Remove("/sys/fs/cgroup/memory/skiff-test")
+	if err := runc.RemoveCgroup("/skiff-test"); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func ptrInt64(v int64) *int64 { return &v }
+
+// TestContainersShareASandbox runs two containers in one pod sandbox: they
+// share the hostname and talk over the pod's loopback.
+func TestContainersShareASandbox(t *testing.T) {
+	dir := t.TempDir()
+	st, err := images.Open(filepath.Join(dir, "images"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := busyboxImage(t, st)
+	sb, err := sandbox.Create(sandbox.Config{Dir: filepath.Join(dir, "sandbox"), Hostname: "shared-pod"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sandbox.Remove(sb.Dir)
+	runner := &runc.Runner{StateDir: filepath.Join(dir, "state")}
+	start := func(id string, args []string, out io.Writer) (*libcontainer.Container, *libcontainer.Process) {
+		cdir := filepath.Join(dir, "containers", id)
+		rootfs, err := runc.MountRootfs(cdir, st.LayerDirs(img))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { runc.UnmountRootfs(cdir) })
+		spec := runc.BuildSpec(runc.ContainerSpec{
+			Process:     runc.ProcessSpec{Args: args, Env: []string{"PATH=/bin"}},
+			Rootfs:      rootfs,
+			CgroupsPath: "/skiff-test-shared/" + id,
+			JoinNamespaces: map[specs.LinuxNamespaceType]string{
+				specs.NetworkNamespace: sb.NamespacePath("net"),
+				specs.IPCNamespace:     sb.NamespacePath("ipc"),
+				specs.UTSNamespace:     sb.NamespacePath("uts"),
+			},
+			Mounts: []specs.Mount{runc.BindMount(sb.File("hosts"), "/etc/hosts", true)},
+		})
+		c, err := runner.Create(id, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Destroy() })
+		p, err := runc.Start(c, spec.Process, runc.Stdio{Stdout: out, Stderr: out})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, p
+	}
+	var server, client bytes.Buffer
+	_, sp := start("server", []string{"/bin/sh", "-c", "hostname; nc -l -p 9000"}, &server)
+	_, cp := start("client", []string{"/bin/sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do echo hello | nc 127.0.0.1 9000 && exit 0; sleep 0.1; done; exit 1"}, &client)
+	if st, _ := cp.Wait(); runc.ExitCode(st) != 0 {
+		t.Fatalf("client could not reach the server over the pod's loopback: %q", client.String())
+	}
+	sp.Wait()
+	if server.String() != "shared-pod\nhello\n" {
+		t.Fatalf("server saw %q", server.String())
+	}
+	if err := runc.RemoveCgroup("/skiff-test-shared"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,79 @@
+package sandbox
+
+import (
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+func TestCreateAndRemove(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "sb")
+	sb, err := Create(Config{Dir: dir, Hostname: "web-0", Hosts: []string{"10.42.0.5\tweb-0"}, ResolvConf: ResolvConf([]string{"10.43.0.10"}, []string{"default.svc.cluster.local"}, []string{"ndots:5"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = Remove(dir) })
+	for _, k := range []string{"net", "ipc", "uts"} {
+		var st unix.Statfs_t
+		if err := unix.Statfs(sb.NamespacePath(k), &st); err != nil || st.Type != unix.NSFS_MAGIC {
+			t.Fatalf("%s namespace not pinned: %v type %x", k, err, st.Type)
+		}
+	}
+	// Loopback is up and the hostname set inside the namespaces.
+	ns, err := netns.GetFromPath(sb.NamespacePath("net"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lo, err := h.LinkByName("lo")
+	h.Close()
+	if err != nil || lo.Attrs().Flags&0x1 == 0 {
+		t.Fatalf("loopback not up: %v", err)
+	}
+	hostname := make(chan string, 1)
+	go func() {
+		runtime.LockOSThread() // dies with the goroutine: it joins the pod's UTS namespace
+		f, err := os.Open(sb.NamespacePath("uts"))
+		if err == nil {
+			err = unix.Setns(int(f.Fd()), unix.CLONE_NEWUTS)
+			f.Close()
+		}
+		var uts unix.Utsname
+		if err == nil {
+			err = unix.Uname(&uts)
+		}
+		if err != nil {
+			hostname <- err.Error()
+			return
+		}
+		hostname <- unix.ByteSliceToString(uts.Nodename[:])
+	}()
+	if got := <-hostname; got != "web-0" {
+		t.Fatalf("hostname in the sandbox = %q", got)
+	}
+	if b, _ := os.ReadFile(sb.File("resolv.conf")); !strings.Contains(string(b), "nameserver 10.43.0.10") || !strings.Contains(string(b), "options ndots:5") {
+		t.Fatalf("resolv.conf: %s", b)
+	}
+	if b, _ := os.ReadFile(sb.File("hosts")); !strings.Contains(string(b), "10.42.0.5\tweb-0") {
+		t.Fatalf("hosts: %s", b)
+	}
+	if err := Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), dir) {
+		t.Fatal("namespace mounts left behind")
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("sandbox dir left behind: %v", err)
+	}
+}
