@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -21,6 +22,12 @@ import (
 	"github.com/skiff/skiff/pkg/server"
 	"github.com/skiff/skiff/pkg/version"
 )
+
+// The main goroutine keeps the main thread to itself: libcontainer joins
+// container mount namespaces on locked threads that it lets die, and the
+// main thread cannot die (it would be wedged in a container's mount
+// namespace, and /proc/self with it).
+func init() { runtime.LockOSThread() }
 
 func main() {
 	// A container's init step re-executes this binary; it never returns.

@@ -6,7 +6,11 @@
 //
 // Binaries using this package must let libcontainer's init step run:
 // call InitIfRequested first thing in main (and in TestMain), which also
-// links runc's nsenter constructor.
+// links runc's nsenter constructor. They must also call
+// runtime.LockOSThread in an init function of package main (or of the test
+// package), so no goroutine but main ever runs on the main thread:
+// libcontainer joins container mount namespaces on locked threads it lets
+// die, and the main thread cannot die.
 package runc
 
 import (

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -23,6 +24,12 @@ import (
 	"github.com/skiff/skiff/pkg/runtime/runc"
 	"github.com/skiff/skiff/pkg/runtime/sandbox"
 )
+
+// The main thread must never run other goroutines: libcontainer leaves
+// threads that joined a container's mount namespace to die, and the main
+// thread cannot die (it would be wedged in that namespace, and /proc/self
+// with it).
+func init() { runtime.LockOSThread() }
 
 func TestMain(m *testing.M) {
 	runc.InitIfRequested()

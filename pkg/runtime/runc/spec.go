@@ -132,6 +132,12 @@ func BindMount(src, dst string, readOnly bool) specs.Mount {
 	return specs.Mount{Destination: filepath.Clean(dst), Type: "bind", Source: src, Options: opts}
 }
 
+// DefaultCapabilities returns the default capability set.
+func DefaultCapabilities() []string { return append([]string{}, defaultCapabilities...) }
+
+// AllCapabilities returns every capability, as privileged containers get.
+func AllCapabilities() []string { return allCapabilities() }
+
 func allCapabilities() []string {
 	return append(append([]string{}, defaultCapabilities...),
 		"CAP_DAC_READ_SEARCH", "CAP_LINUX_IMMUTABLE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_IPC_LOCK",
