@@ -49,7 +49,7 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: false,
 	}
-	root.AddCommand(serverCmd(), agentCmd(), kubectlCmd(), imagesCmd(), versionCmd())
+	root.AddCommand(serverCmd(), agentCmd(), kubectlCmd(), imagesCmd(), runtimeCmd(), versionCmd())
 	return root
 }
 
@@ -121,7 +121,7 @@ func agentCmd() *cobra.Command {
 			if nodeIP == "" {
 				nodeIP = agent.HostIP()
 			}
-			return agent.Run(ctx, agent.Config{DataDir: dir, NodeName: nodeName, NodeIP: nodeIP, RESTConfig: rc, Log: log})
+			return agent.Run(ctx, agent.Config{DataDir: dir, NodeName: nodeName, NodeIP: nodeIP, RESTConfig: rc, CleanupOnExit: cleanup, Log: log})
 		},
 	}
 	f := cmd.Flags()
@@ -132,6 +132,25 @@ func agentCmd() *cobra.Command {
 	f.StringVar(&nodeIP, "node-ip", "", "IP address to advertise for the node")
 	f.BoolVar(&cleanup, "cleanup-on-exit", false, "On SIGTERM stop every pod and remove everything skiff made on this node")
 	f.BoolVar(&debug, "debug", false, "Turn on debug logs")
+	return cmd
+}
+
+func runtimeCmd() *cobra.Command {
+	var agentDir string
+	var debug bool
+	cmd := &cobra.Command{
+		Use:    "runtime",
+		Short:  "Serve the node's container runtime (CRI); the agent starts it",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return agent.RunRuntime(ctx, agentDir, newLogger(debug))
+		},
+	}
+	cmd.Flags().StringVar(&agentDir, "agent-dir", "/var/lib/skiff/agent", "The agent's data dir")
+	cmd.Flags().BoolVar(&debug, "debug", false, "Turn on debug logs")
 	return cmd
 }
 

@@ -13,11 +13,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	internalapi "k8s.io/cri-api/pkg/apis"
 
+	"github.com/skiff/skiff/pkg/kubelet"
 	"github.com/skiff/skiff/pkg/kubelet/nodestatus"
 	"github.com/skiff/skiff/pkg/machine"
 	"github.com/skiff/skiff/pkg/runtime/images"
@@ -39,7 +42,12 @@ type Config struct {
 	ControlPlane bool
 	// RESTConfig reaches the API server as this node.
 	RESTConfig *rest.Config
-	Log        *slog.Logger
+	// ClusterDNS and ClusterDomain fill pods' resolv.conf.
+	ClusterDNS, ClusterDomain string
+	// CleanupOnExit stops every pod and the container runtime when the
+	// agent stops, leaving nothing behind.
+	CleanupOnExit bool
+	Log           *slog.Logger
 }
 
 // DefaultNodeName is the lower-cased hostname, as upstream defaults it.
@@ -108,7 +116,43 @@ func Run(ctx context.Context, cfg Config) error {
 		ReadMachine:             func() (machine.Info, error) { return machine.Read(cfg.DataDir) },
 		Log:                     cfg.Log.With("component", "node-status"),
 	})
-	return hb.Run(ctx)
+	rt, im, err := runtimeClients(ctx, cfg.DataDir, cfg.Log)
+	if err != nil {
+		return err
+	}
+	kl := kubelet.New(kubelet.Config{
+		NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, Client: client, Runtime: rt, Images: im,
+		RootDir: cfg.DataDir, ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
+		Log: cfg.Log.With("component", "kubelet"),
+	})
+	errc := make(chan error, 2)
+	go func() { errc <- hb.Run(ctx) }()
+	go func() { errc <- kl.Run(ctx) }()
+	err = <-errc
+	if cfg.CleanupOnExit {
+		// ctx is done: clean up with a fresh one.
+		cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if cerr := cleanup(cctx, rt, cfg.DataDir); cerr != nil {
+			cfg.Log.Error("cleanup on exit", "err", cerr)
+		}
+	}
+	return err
+}
+
+// cleanup stops and removes every pod sandbox, then the runtime process
+// and its state.
+func cleanup(ctx context.Context, rt internalapi.RuntimeService, agentDir string) error {
+	sbs, err := rt.ListPodSandbox(ctx, nil)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, sb := range sbs {
+		errs = append(errs, rt.StopPodSandbox(ctx, sb.Id), rt.RemovePodSandbox(ctx, sb.Id))
+	}
+	errs = append(errs, StopRuntime(agentDir), os.RemoveAll(filepath.Join(agentDir, "runtime")), os.RemoveAll(filepath.Join(agentDir, "pods")))
+	return errors.Join(errs...)
 }
 
 // HostIP returns the address of the interface that routes outwards, else

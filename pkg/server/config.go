@@ -76,6 +76,17 @@ func (c *Config) setDefaults() {
 	if c.ClusterDomain == "" {
 		c.ClusterDomain = "cluster.local"
 	}
+	if c.ClusterDNS == "" {
+		// The 10th address of the service range, as k3s defaults it.
+		if _, n, err := net.ParseCIDR(c.ServiceCIDR); err == nil {
+			ip := n.IP.To4()
+			if ip != nil {
+				ip = append(net.IP{}, ip...)
+				ip[3] += 10
+				c.ClusterDNS = ip.String()
+			}
+		}
+	}
 }
 
 // validate checks the configuration after defaults.

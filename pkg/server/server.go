@@ -186,10 +186,13 @@ func localAgentConfig(cfg Config, certs *clusterCerts, server string, log *slog.
 		nodeIP = agent.HostIP()
 	}
 	return agent.Config{
-		DataDir:      filepath.Join(cfg.DataDir, "agent"),
-		NodeName:     name,
-		NodeIP:       nodeIP,
-		ControlPlane: true,
+		DataDir:       filepath.Join(cfg.DataDir, "agent"),
+		NodeName:      name,
+		NodeIP:        nodeIP,
+		ControlPlane:  true,
+		ClusterDNS:    cfg.ClusterDNS,
+		ClusterDomain: cfg.ClusterDomain,
+		CleanupOnExit: cfg.CleanupOnExit,
 		RESTConfig: &rest.Config{
 			Host:            server,
 			TLSClientConfig: rest.TLSClientConfig{CAData: certs.ca.CertPEM, CertData: nodeCert.CertPEM, KeyData: nodeCert.KeyPEM},

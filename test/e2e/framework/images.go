@@ -91,3 +91,40 @@ func SaveImage(t testing.TB, img v1.Image, ref, path string) {
 		t.Fatal(err)
 	}
 }
+
+// busyboxApplets are the busybox commands linked into the test image.
+var busyboxApplets = []string{"sh", "echo", "cat", "sleep", "ls", "env", "id", "hostname", "wget", "nc", "dd", "true", "false", "kill", "ps", "head", "tail", "grep", "date", "mkdir", "rm", "touch", "test", "sed", "awk", "printf", "seq", "yes", "httpd", "nslookup", "tar", "md5sum", "sha256sum"}
+
+// BusyboxImage builds an image of Debian's static busybox with its common
+// applets linked in /bin; it skips the test when busybox-static is missing.
+func BusyboxImage(t testing.TB) v1.Image {
+	t.Helper()
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Skip("busybox-static is not installed")
+	}
+	files := []ImageFile{{Path: "bin/busybox", Data: bb, Mode: 0o755}, {Path: "etc/passwd", Data: []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")}, {Path: "etc/group", Data: []byte("root:x:0:\nnobody:x:65534:\n")}}
+	img := BuildImage(t, nil, files...)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, a := range busyboxApplets {
+		tw.WriteHeader(&tar.Header{Name: "bin/" + a, Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777})
+	}
+	tw.WriteHeader(&tar.Header{Name: "tmp/", Typeflag: tar.TypeDir, Mode: 0o1777})
+	tw.Close()
+	data := buf.Bytes()
+	links, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img, err = mutate.AppendLayers(img, links); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := img.ConfigFile()
+	cfg.Config.Entrypoint = nil
+	cfg.Config.Cmd = []string{"/bin/sh"}
+	if img, err = mutate.ConfigFile(img, cfg); err != nil {
+		t.Fatal(err)
+	}
+	return img
+}

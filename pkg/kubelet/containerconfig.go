@@ -1,0 +1,373 @@
+package kubelet
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apimachinery/pkg/util/validation"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// CRI labels and annotations the kubelet sets, as upstream's kubelet does,
+// so containers can be matched to pods after a restart.
+const (
+	labelPodName       = "io.kubernetes.pod.name"
+	labelPodNamespace  = "io.kubernetes.pod.namespace"
+	labelPodUID        = "io.kubernetes.pod.uid"
+	labelContainerName = "io.kubernetes.container.name"
+	annotationRestarts = "io.kubernetes.container.restartCount"
+	annotationTermPath = "io.kubernetes.container.terminationMessagePath"
+)
+
+// cpu share and quota arithmetic, as upstream converts milli-CPUs.
+const (
+	minShares     = 2
+	sharesPerCPU  = 1024
+	quotaPeriodUs = 100000
+	minQuotaUs    = 1000
+)
+
+func podLabels(p *corev1.Pod) map[string]string {
+	return map[string]string{labelPodName: p.Name, labelPodNamespace: p.Namespace, labelPodUID: string(p.UID)}
+}
+
+// envFor resolves a container's environment: envFrom sources first, then
+// env entries (later ones win), with $(VAR) references expanded.
+func (k *Kubelet) envFor(ctx context.Context, p *corev1.Pod, c *corev1.Container) ([]*runtimeapi.KeyValue, error) {
+	var keys []string
+	vals := map[string]string{}
+	set := func(key, v string) {
+		if _, ok := vals[key]; !ok {
+			keys = append(keys, key)
+		}
+		vals[key] = v
+	}
+	for _, key := range k.serviceEnvKeys(p) {
+		set(key.name, key.value)
+	}
+	for _, from := range c.EnvFrom {
+		data, optional, err := k.envSource(ctx, p.Namespace, from)
+		if err != nil {
+			if optional {
+				continue
+			}
+			return nil, err
+		}
+		for name, v := range data {
+			key := from.Prefix + name
+			if len(validation.IsEnvVarName(key)) == 0 {
+				set(key, v)
+			}
+		}
+	}
+	for _, e := range c.Env {
+		v := e.Value
+		if e.ValueFrom != nil {
+			var err error
+			if v, err = k.envValueFrom(ctx, p, c, e.ValueFrom); err != nil {
+				return nil, fmt.Errorf("env %s: %w", e.Name, err)
+			}
+		} else {
+			v = expand(v, vals)
+		}
+		set(e.Name, v)
+	}
+	out := make([]*runtimeapi.KeyValue, 0, len(keys))
+	for _, key := range keys {
+		out = append(out, &runtimeapi.KeyValue{Key: key, Value: []byte(vals[key])})
+	}
+	return out, nil
+}
+
+// expand replaces $(VAR) with known values; $$ escapes, unknown references
+// stay as written, as upstream's expansion does.
+func expand(s string, vals map[string]string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '$' || i+1 >= len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		switch s[i+1] {
+		case '$':
+			b.WriteByte('$')
+			i++
+		case '(':
+			end := strings.IndexByte(s[i+2:], ')')
+			if end < 0 {
+				b.WriteByte(s[i])
+				continue
+			}
+			name := s[i+2 : i+2+end]
+			if v, ok := vals[name]; ok {
+				b.WriteString(v)
+			} else {
+				b.WriteString(s[i : i+3+end])
+			}
+			i += 2 + end
+		default:
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
+}
+
+func (k *Kubelet) envSource(ctx context.Context, ns string, from corev1.EnvFromSource) (map[string]string, bool, error) {
+	switch {
+	case from.ConfigMapRef != nil:
+		cm, err := k.cfg.Client.CoreV1().ConfigMaps(ns).Get(ctx, from.ConfigMapRef.Name, metav1.GetOptions{})
+		if err != nil {
+			return nil, from.ConfigMapRef.Optional != nil && *from.ConfigMapRef.Optional, fmt.Errorf("configmap %q: %w", from.ConfigMapRef.Name, err)
+		}
+		return cm.Data, false, nil
+	case from.SecretRef != nil:
+		s, err := k.cfg.Client.CoreV1().Secrets(ns).Get(ctx, from.SecretRef.Name, metav1.GetOptions{})
+		if err != nil {
+			return nil, from.SecretRef.Optional != nil && *from.SecretRef.Optional, fmt.Errorf("secret %q: %w", from.SecretRef.Name, err)
+		}
+		out := map[string]string{}
+		for name, v := range s.Data {
+			out[name] = string(v)
+		}
+		return out, false, nil
+	}
+	return nil, false, nil
+}
+
+func (k *Kubelet) envValueFrom(ctx context.Context, p *corev1.Pod, c *corev1.Container, from *corev1.EnvVarSource) (string, error) {
+	switch {
+	case from.FieldRef != nil:
+		return podField(p, from.FieldRef.FieldPath, k.cfg.NodeIP)
+	case from.ResourceFieldRef != nil:
+		return resourceField(c, from.ResourceFieldRef)
+	case from.ConfigMapKeyRef != nil:
+		ref := from.ConfigMapKeyRef
+		cm, err := k.cfg.Client.CoreV1().ConfigMaps(p.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		if err != nil {
+			if ref.Optional != nil && *ref.Optional {
+				return "", nil
+			}
+			return "", fmt.Errorf("configmap %q: %w", ref.Name, err)
+		}
+		v, ok := cm.Data[ref.Key]
+		if !ok && !(ref.Optional != nil && *ref.Optional) {
+			return "", fmt.Errorf("couldn't find key %s in ConfigMap %s/%s", ref.Key, p.Namespace, ref.Name)
+		}
+		return v, nil
+	case from.SecretKeyRef != nil:
+		ref := from.SecretKeyRef
+		s, err := k.cfg.Client.CoreV1().Secrets(p.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		if err != nil {
+			if ref.Optional != nil && *ref.Optional {
+				return "", nil
+			}
+			return "", fmt.Errorf("secret %q: %w", ref.Name, err)
+		}
+		v, ok := s.Data[ref.Key]
+		if !ok && !(ref.Optional != nil && *ref.Optional) {
+			return "", fmt.Errorf("couldn't find key %s in Secret %s/%s", ref.Key, p.Namespace, ref.Name)
+		}
+		return string(v), nil
+	}
+	return "", nil
+}
+
+// podField resolves a downward-API field path.
+func podField(p *corev1.Pod, path, hostIP string) (string, error) {
+	switch path {
+	case "metadata.name":
+		return p.Name, nil
+	case "metadata.namespace":
+		return p.Namespace, nil
+	case "metadata.uid":
+		return string(p.UID), nil
+	case "spec.nodeName":
+		return p.Spec.NodeName, nil
+	case "spec.serviceAccountName":
+		return p.Spec.ServiceAccountName, nil
+	case "status.hostIP", "status.hostIPs":
+		return hostIP, nil
+	case "status.podIP", "status.podIPs":
+		return p.Status.PodIP, nil
+	}
+	for _, prefix := range []string{"metadata.labels['", "metadata.annotations['"} {
+		if rest, ok := strings.CutPrefix(path, prefix); ok {
+			key := strings.TrimSuffix(rest, "']")
+			if prefix == "metadata.labels['" {
+				return p.Labels[key], nil
+			}
+			return p.Annotations[key], nil
+		}
+	}
+	return "", fmt.Errorf("unsupported field path %q", path)
+}
+
+// resourceField resolves limits.cpu, requests.memory, ... in the divisor's
+// units, rounding up as upstream does.
+func resourceField(c *corev1.Container, ref *corev1.ResourceFieldSelector) (string, error) {
+	kind, name, ok := strings.Cut(ref.Resource, ".")
+	if !ok {
+		return "", fmt.Errorf("unsupported resource %q", ref.Resource)
+	}
+	list := c.Resources.Limits
+	if kind == "requests" {
+		list = c.Resources.Requests
+	}
+	q, ok := list[corev1.ResourceName(name)]
+	if !ok {
+		return "0", nil
+	}
+	div := ref.Divisor
+	if div.IsZero() {
+		div = resource.MustParse("1")
+	}
+	if name == "cpu" {
+		v := (q.MilliValue() + div.MilliValue() - 1) / div.MilliValue()
+		return strconv.FormatInt(v, 10), nil
+	}
+	v := (q.Value() + div.Value() - 1) / div.Value()
+	return strconv.FormatInt(v, 10), nil
+}
+
+// linuxResources converts a container's requests and limits to CRI cgroup
+// settings.
+func linuxResources(c *corev1.Container) *runtimeapi.LinuxContainerResources {
+	r := &runtimeapi.LinuxContainerResources{CpuShares: minShares}
+	if req, ok := c.Resources.Requests[corev1.ResourceCPU]; ok {
+		r.CpuShares = max(req.MilliValue()*sharesPerCPU/1000, minShares)
+	} else if lim, ok := c.Resources.Limits[corev1.ResourceCPU]; ok {
+		r.CpuShares = max(lim.MilliValue()*sharesPerCPU/1000, minShares)
+	}
+	if lim, ok := c.Resources.Limits[corev1.ResourceCPU]; ok {
+		r.CpuPeriod = quotaPeriodUs
+		r.CpuQuota = max(lim.MilliValue()*quotaPeriodUs/1000, minQuotaUs)
+	}
+	if lim, ok := c.Resources.Limits[corev1.ResourceMemory]; ok {
+		r.MemoryLimitInBytes = lim.Value()
+	}
+	return r
+}
+
+// securityContext merges the pod's and the container's security contexts.
+func securityContext(p *corev1.Pod, c *corev1.Container) *runtimeapi.LinuxContainerSecurityContext {
+	out := &runtimeapi.LinuxContainerSecurityContext{}
+	if ps := p.Spec.SecurityContext; ps != nil {
+		if ps.RunAsUser != nil {
+			out.RunAsUser = &runtimeapi.Int64Value{Value: *ps.RunAsUser}
+		}
+		if ps.RunAsGroup != nil {
+			out.RunAsGroup = &runtimeapi.Int64Value{Value: *ps.RunAsGroup}
+		}
+		out.SupplementalGroups = ps.SupplementalGroups
+		if ps.FSGroup != nil {
+			out.SupplementalGroups = append(out.SupplementalGroups, *ps.FSGroup)
+		}
+	}
+	if cs := c.SecurityContext; cs != nil {
+		if cs.RunAsUser != nil {
+			out.RunAsUser = &runtimeapi.Int64Value{Value: *cs.RunAsUser}
+		}
+		if cs.RunAsGroup != nil {
+			out.RunAsGroup = &runtimeapi.Int64Value{Value: *cs.RunAsGroup}
+		}
+		out.Privileged = cs.Privileged != nil && *cs.Privileged
+		out.ReadonlyRootfs = cs.ReadOnlyRootFilesystem != nil && *cs.ReadOnlyRootFilesystem
+		if caps := cs.Capabilities; caps != nil {
+			out.Capabilities = &runtimeapi.Capability{}
+			for _, a := range caps.Add {
+				out.Capabilities.AddCapabilities = append(out.Capabilities.AddCapabilities, string(a))
+			}
+			for _, d := range caps.Drop {
+				out.Capabilities.DropCapabilities = append(out.Capabilities.DropCapabilities, string(d))
+			}
+		}
+	}
+	return out
+}
+
+// containerConfig builds the CRI config of container c of pod p, attempt
+// number attempt (its restart count).
+func (k *Kubelet) containerConfig(ctx context.Context, p *corev1.Pod, c *corev1.Container, attempt uint32, volumes map[string]string) (*runtimeapi.ContainerConfig, error) {
+	env, err := k.envFor(ctx, p, c)
+	if err != nil {
+		return nil, err
+	}
+	vals := map[string]string{}
+	for _, kv := range env {
+		vals[kv.Key] = string(kv.Value)
+	}
+	var command, args []string
+	for _, s := range c.Command {
+		command = append(command, expand(s, vals))
+	}
+	for _, s := range c.Args {
+		args = append(args, expand(s, vals))
+	}
+	mounts, err := k.containerMounts(p, c, attempt, volumes)
+	if err != nil {
+		return nil, err
+	}
+	labels := podLabels(p)
+	labels[labelContainerName] = c.Name
+	return &runtimeapi.ContainerConfig{
+		Metadata:    &runtimeapi.ContainerMetadata{Name: c.Name, Attempt: attempt},
+		Image:       &runtimeapi.ImageSpec{Image: c.Image},
+		Command:     command,
+		Args:        args,
+		WorkingDir:  c.WorkingDir,
+		Envs:        env,
+		Mounts:      mounts,
+		Labels:      labels,
+		Annotations: map[string]string{annotationRestarts: strconv.Itoa(int(attempt)), annotationTermPath: c.TerminationMessagePath},
+		LogPath:     filepath.Join(c.Name, strconv.Itoa(int(attempt))+".log"),
+		Stdin:       c.Stdin,
+		StdinOnce:   c.StdinOnce,
+		Tty:         c.TTY,
+		Linux: &runtimeapi.LinuxContainerConfig{
+			Resources:       linuxResources(c),
+			SecurityContext: securityContext(p, c),
+		},
+	}, nil
+}
+
+// containerMounts are the container's volume mounts and its termination
+// message file.
+func (k *Kubelet) containerMounts(p *corev1.Pod, c *corev1.Container, attempt uint32, volumes map[string]string) ([]*runtimeapi.Mount, error) {
+	var out []*runtimeapi.Mount
+	seen := sets.New[string]()
+	for _, m := range c.VolumeMounts {
+		host, ok := volumes[m.Name]
+		if !ok {
+			return nil, fmt.Errorf("volume %q is not set up", m.Name)
+		}
+		if m.SubPath != "" {
+			host = filepath.Join(host, filepath.Clean("/"+m.SubPath))
+		}
+		prop := runtimeapi.MountPropagation_PROPAGATION_PRIVATE
+		if m.MountPropagation != nil {
+			switch *m.MountPropagation {
+			case corev1.MountPropagationHostToContainer:
+				prop = runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER
+			case corev1.MountPropagationBidirectional:
+				prop = runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL
+			}
+		}
+		out = append(out, &runtimeapi.Mount{ContainerPath: m.MountPath, HostPath: host, Readonly: m.ReadOnly, Propagation: prop})
+		seen.Insert(m.MountPath)
+	}
+	if path := c.TerminationMessagePath; path != "" && !seen.Has(path) {
+		host, err := k.terminationLogFile(p, c.Name, attempt)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, &runtimeapi.Mount{ContainerPath: path, HostPath: host})
+	}
+	return out, nil
+}

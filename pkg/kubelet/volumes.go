@@ -1,0 +1,345 @@
+package kubelet
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"golang.org/x/sys/unix"
+)
+
+// setupVolumes prepares the pod's volumes on the node and returns their
+// host paths by volume name.
+func (k *Kubelet) setupVolumes(ctx context.Context, pod *corev1.Pod) (map[string]string, error) {
+	out := map[string]string{}
+	for _, v := range pod.Spec.Volumes {
+		dir := filepath.Join(k.podDir(pod.UID), "volumes", v.Name)
+		var err error
+		switch {
+		case v.EmptyDir != nil:
+			err = emptyDir(dir, v.EmptyDir)
+		case v.HostPath != nil:
+			dir, err = v.HostPath.Path, hostPath(v.HostPath)
+		case v.ConfigMap != nil:
+			err = k.configMapVolume(ctx, pod.Namespace, dir, v.ConfigMap)
+		case v.Secret != nil:
+			err = k.secretVolume(ctx, pod.Namespace, dir, v.Secret)
+		case v.DownwardAPI != nil:
+			err = k.downwardVolume(pod, dir, v.DownwardAPI.Items, v.DownwardAPI.DefaultMode)
+		case v.Projected != nil:
+			err = k.projectedVolume(ctx, pod, dir, v.Projected)
+		default:
+			err = fmt.Errorf("volume %q: this volume type is not supported yet", v.Name)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("volume %q: %w", v.Name, err)
+		}
+		out[v.Name] = dir
+	}
+	return out, nil
+}
+
+func emptyDir(dir string, src *corev1.EmptyDirVolumeSource) error {
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return err
+	}
+	if err := os.Chmod(dir, 0o777); err != nil {
+		return err
+	}
+	if src.Medium != corev1.StorageMediumMemory {
+		return nil
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err == nil && st.Type == unix.TMPFS_MAGIC {
+		return nil
+	}
+	opts := "mode=0777"
+	if src.SizeLimit != nil && !src.SizeLimit.IsZero() {
+		opts += ",size=" + strconv.FormatInt(src.SizeLimit.Value(), 10)
+	}
+	return unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts)
+}
+
+func hostPath(src *corev1.HostPathVolumeSource) error {
+	t := corev1.HostPathUnset
+	if src.Type != nil {
+		t = *src.Type
+	}
+	fi, err := os.Stat(src.Path)
+	switch t {
+	case corev1.HostPathDirectoryOrCreate:
+		if os.IsNotExist(err) {
+			return os.MkdirAll(src.Path, 0o755)
+		}
+	case corev1.HostPathFileOrCreate:
+		if os.IsNotExist(err) {
+			if err := os.MkdirAll(filepath.Dir(src.Path), 0o755); err != nil {
+				return err
+			}
+			f, err := os.OpenFile(src.Path, os.O_CREATE, 0o644)
+			if err != nil {
+				return err
+			}
+			return f.Close()
+		}
+	case corev1.HostPathDirectory:
+		if err != nil || !fi.IsDir() {
+			return fmt.Errorf("hostPath type check failed: %s is not a directory", src.Path)
+		}
+	case corev1.HostPathFile:
+		if err != nil || !fi.Mode().IsRegular() {
+			return fmt.Errorf("hostPath type check failed: %s is not a file", src.Path)
+		}
+	}
+	return nil
+}
+
+// writeFiles replaces a volume's files with files (path -> content),
+// each with mode.
+func writeFiles(dir string, files map[string][]byte, modes map[string]int32) error {
+	tmp := dir + ".tmp"
+	_ = os.RemoveAll(tmp)
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return err
+	}
+	for p, data := range files {
+		target := filepath.Join(tmp, filepath.Clean("/"+p))
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(target, data, os.FileMode(modes[p])); err != nil {
+			return err
+		}
+		if err := os.Chmod(target, os.FileMode(modes[p])); err != nil {
+			return err
+		}
+	}
+	// Existing mounts keep the old inode; only replace a fresh volume or
+	// refresh file contents in place.
+	if _, err := os.Stat(dir); os.IsNotExist(err) {
+		return os.Rename(tmp, dir)
+	}
+	defer os.RemoveAll(tmp)
+	for p := range files {
+		src := filepath.Join(tmp, filepath.Clean("/"+p))
+		dst := filepath.Join(dir, filepath.Clean("/"+p))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		if err := os.Rename(src, dst); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func keyFiles(data map[string][]byte, items []corev1.KeyToPath, defaultMode *int32, optional bool) (map[string][]byte, map[string]int32, error) {
+	mode := int32(0o644)
+	if defaultMode != nil {
+		mode = *defaultMode
+	}
+	files, modes := map[string][]byte{}, map[string]int32{}
+	if len(items) == 0 {
+		for k, v := range data {
+			files[k], modes[k] = v, mode
+		}
+		return files, modes, nil
+	}
+	for _, it := range items {
+		v, ok := data[it.Key]
+		if !ok {
+			if optional {
+				continue
+			}
+			return nil, nil, fmt.Errorf("key %q not found", it.Key)
+		}
+		m := mode
+		if it.Mode != nil {
+			m = *it.Mode
+		}
+		files[it.Path], modes[it.Path] = v, m
+	}
+	return files, modes, nil
+}
+
+func (k *Kubelet) configMapVolume(ctx context.Context, ns, dir string, src *corev1.ConfigMapVolumeSource) error {
+	optional := src.Optional != nil && *src.Optional
+	cm, err := k.cfg.Client.CoreV1().ConfigMaps(ns).Get(ctx, src.Name, metav1.GetOptions{})
+	if err != nil {
+		if optional {
+			return os.MkdirAll(dir, 0o755)
+		}
+		return fmt.Errorf("configmap %q: %w", src.Name, err)
+	}
+	data := map[string][]byte{}
+	for k, v := range cm.Data {
+		data[k] = []byte(v)
+	}
+	for k, v := range cm.BinaryData {
+		data[k] = v
+	}
+	files, modes, err := keyFiles(data, src.Items, src.DefaultMode, optional)
+	if err != nil {
+		return err
+	}
+	return writeFiles(dir, files, modes)
+}
+
+func (k *Kubelet) secretVolume(ctx context.Context, ns, dir string, src *corev1.SecretVolumeSource) error {
+	optional := src.Optional != nil && *src.Optional
+	s, err := k.cfg.Client.CoreV1().Secrets(ns).Get(ctx, src.SecretName, metav1.GetOptions{})
+	if err != nil {
+		if optional {
+			return os.MkdirAll(dir, 0o755)
+		}
+		return fmt.Errorf("secret %q: %w", src.SecretName, err)
+	}
+	files, modes, err := keyFiles(s.Data, src.Items, src.DefaultMode, optional)
+	if err != nil {
+		return err
+	}
+	return writeFiles(dir, files, modes)
+}
+
+func (k *Kubelet) downwardVolume(pod *corev1.Pod, dir string, items []corev1.DownwardAPIVolumeFile, defaultMode *int32) error {
+	files, modes, err := k.downwardFiles(pod, items, defaultMode)
+	if err != nil {
+		return err
+	}
+	return writeFiles(dir, files, modes)
+}
+
+func (k *Kubelet) downwardFiles(pod *corev1.Pod, items []corev1.DownwardAPIVolumeFile, defaultMode *int32) (map[string][]byte, map[string]int32, error) {
+	mode := int32(0o644)
+	if defaultMode != nil {
+		mode = *defaultMode
+	}
+	files, modes := map[string][]byte{}, map[string]int32{}
+	for _, it := range items {
+		var v string
+		var err error
+		switch {
+		case it.FieldRef != nil && it.FieldRef.FieldPath == "metadata.labels":
+			v = formatMap(pod.Labels)
+		case it.FieldRef != nil && it.FieldRef.FieldPath == "metadata.annotations":
+			v = formatMap(pod.Annotations)
+		case it.FieldRef != nil:
+			v, err = podField(pod, it.FieldRef.FieldPath, k.cfg.NodeIP)
+		case it.ResourceFieldRef != nil:
+			c := specContainer(pod, it.ResourceFieldRef.ContainerName)
+			if c == nil {
+				err = fmt.Errorf("container %q not found", it.ResourceFieldRef.ContainerName)
+			} else {
+				v, err = resourceField(c, it.ResourceFieldRef)
+			}
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		m := mode
+		if it.Mode != nil {
+			m = *it.Mode
+		}
+		files[it.Path], modes[it.Path] = []byte(v), m
+	}
+	return files, modes, nil
+}
+
+func formatMap(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var out string
+	for _, k := range keys {
+		out += k + "=" + strconv.Quote(m[k]) + "\n"
+	}
+	return out
+}
+
+// projectedVolume combines configMap, secret and downwardAPI sources;
+// service account tokens are not minted yet.
+func (k *Kubelet) projectedVolume(ctx context.Context, pod *corev1.Pod, dir string, src *corev1.ProjectedVolumeSource) error {
+	files, modes := map[string][]byte{}, map[string]int32{}
+	merge := func(f map[string][]byte, m map[string]int32) {
+		for p, v := range f {
+			files[p], modes[p] = v, m[p]
+		}
+	}
+	for _, s := range src.Sources {
+		switch {
+		case s.ConfigMap != nil:
+			cm, err := k.cfg.Client.CoreV1().ConfigMaps(pod.Namespace).Get(ctx, s.ConfigMap.Name, metav1.GetOptions{})
+			if err != nil {
+				if s.ConfigMap.Optional != nil && *s.ConfigMap.Optional {
+					continue
+				}
+				return err
+			}
+			data := map[string][]byte{}
+			for k, v := range cm.Data {
+				data[k] = []byte(v)
+			}
+			f, m, err := keyFiles(data, s.ConfigMap.Items, src.DefaultMode, s.ConfigMap.Optional != nil && *s.ConfigMap.Optional)
+			if err != nil {
+				return err
+			}
+			merge(f, m)
+		case s.Secret != nil:
+			sec, err := k.cfg.Client.CoreV1().Secrets(pod.Namespace).Get(ctx, s.Secret.Name, metav1.GetOptions{})
+			if err != nil {
+				if s.Secret.Optional != nil && *s.Secret.Optional {
+					continue
+				}
+				return err
+			}
+			f, m, err := keyFiles(sec.Data, s.Secret.Items, src.DefaultMode, s.Secret.Optional != nil && *s.Secret.Optional)
+			if err != nil {
+				return err
+			}
+			merge(f, m)
+		case s.DownwardAPI != nil:
+			f, m, err := k.downwardFiles(pod, s.DownwardAPI.Items, src.DefaultMode)
+			if err != nil {
+				return err
+			}
+			merge(f, m)
+		}
+	}
+	return writeFiles(dir, files, modes)
+}
+
+// terminationLogFile creates the file a container writes its termination
+// message to.
+func (k *Kubelet) terminationLogFile(pod *corev1.Pod, container string, attempt uint32) (string, error) {
+	dir := filepath.Join(k.podDir(pod.UID), "containers", container)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, strconv.Itoa(int(attempt))+"-termination-log")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o666)
+	if err != nil {
+		return "", err
+	}
+	f.Close()
+	return path, os.Chmod(path, 0o666)
+}
+
+// terminationMessage reads a finished container's message (at most 4 KiB).
+func (k *Kubelet) terminationMessage(pod *corev1.Pod, container string, attempt uint32) string {
+	path := filepath.Join(k.podDir(pod.UID), "containers", container, strconv.Itoa(int(attempt))+"-termination-log")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	if len(b) > 4096 {
+		b = b[:4096]
+	}
+	return string(b)
+}
