@@ -8,9 +8,9 @@ import (
 	"slices"
 	"strconv"
 
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"golang.org/x/sys/unix"
 )
 
 // setupVolumes prepares the pod's volumes on the node and returns their
