@@ -42,7 +42,10 @@ func TestValidate(t *testing.T) {
 		{"ports required", func(s *corev1.Service) { s.Spec.Ports = nil }, []string{"spec.ports: Required value"}},
 		{"names required with several ports", func(s *corev1.Service) { s.Spec.Ports[1].Name = "" }, []string{"spec.ports[1].name: Required value"}},
 		{"duplicate port names", func(s *corev1.Service) { s.Spec.Ports[1].Name = "http" }, []string{`spec.ports[1].name: Duplicate value: "http"`}},
-		{"port out of range", func(s *corev1.Service) { s.Spec.Ports[0].Port = 70000; s.Spec.Ports[0].TargetPort = intstr.FromInt32(8080) }, []string{
+		{"port out of range", func(s *corev1.Service) {
+			s.Spec.Ports[0].Port = 70000
+			s.Spec.Ports[0].TargetPort = intstr.FromInt32(8080)
+		}, []string{
 			"spec.ports[0].port: Invalid value: 70000: must be between 1 and 65535, inclusive"}},
 		{"bad target port", func(s *corev1.Service) { s.Spec.Ports[0].TargetPort = intstr.FromString("no_underscores") }, []string{
 			`spec.ports[0].targetPort: Invalid value: "no_underscores": must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)`}},
