@@ -20,7 +20,6 @@ func claim(size string) *corev1.PersistentVolumeClaim {
 	return c
 }
 
-
 func TestValidate(t *testing.T) {
 	cases := []struct {
 		name string
@@ -30,7 +29,9 @@ func TestValidate(t *testing.T) {
 		{"valid", func(*corev1.PersistentVolumeClaim) {}, nil},
 		{"no access modes", func(c *corev1.PersistentVolumeClaim) { c.Spec.AccessModes = nil }, []string{"spec.accessModes: Required value: at least 1 access mode is required"}},
 		{"no request", func(c *corev1.PersistentVolumeClaim) { c.Spec.Resources.Requests = nil }, []string{"spec.resources[storage]: Required value"}},
-		{"zero request", func(c *corev1.PersistentVolumeClaim) { c.Spec.Resources.Requests[corev1.ResourceStorage] = resource.MustParse("0") }, []string{
+		{"zero request", func(c *corev1.PersistentVolumeClaim) {
+			c.Spec.Resources.Requests[corev1.ResourceStorage] = resource.MustParse("0")
+		}, []string{
 			`spec.resources[storage]: Invalid value: "0": must be greater than zero`}},
 		{"bad class", func(c *corev1.PersistentVolumeClaim) { c.Spec.StorageClassName = ptr.To("Fast_SSD") }, []string{
 			`spec.storageClassName: Invalid value: "Fast_SSD": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')`}},
