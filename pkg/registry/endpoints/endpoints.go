@@ -15,12 +15,11 @@ import (
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/skiff/skiff/pkg/registry"
-	"github.com/skiff/skiff/pkg/registry/ipvalidation"
+	"github.com/skiff/skiff/pkg/registry/netvalidation"
 )
 
 // NewResource describes the endpoints resource.
@@ -115,10 +114,8 @@ func (strategy) ValidateUpdate(_ context.Context, obj, _ runtime.Object) field.E
 	return Validate(obj.(*corev1.Endpoints))
 }
 
-var protocols = sets.New(corev1.ProtocolTCP, corev1.ProtocolUDP, corev1.ProtocolSCTP)
-
 // Validate checks endpoints as upstream's ValidateEndpoints does, except
-// that loopback addresses are accepted (see ipvalidation.AllowLoopback).
+// that loopback addresses are accepted (see netvalidation.AllowLoopback).
 func Validate(e *corev1.Endpoints) field.ErrorList {
 	var errs field.ErrorList
 	for i, ss := range e.Subsets {
@@ -140,7 +137,7 @@ func Validate(e *corev1.Endpoints) field.ErrorList {
 }
 
 func validateAddress(a *corev1.EndpointAddress, path *field.Path) field.ErrorList {
-	errs := ipvalidation.IP(path.Child("ip"), a.IP)
+	errs := netvalidation.IP(path.Child("ip"), a.IP)
 	if a.Hostname != "" {
 		for _, msg := range validation.IsDNS1123Label(a.Hostname) {
 			errs = append(errs, field.Invalid(path.Child("hostname"), a.Hostname, msg))
@@ -151,30 +148,9 @@ func validateAddress(a *corev1.EndpointAddress, path *field.Path) field.ErrorLis
 			errs = append(errs, field.Invalid(path.Child("nodeName"), *a.NodeName, msg))
 		}
 	}
-	return append(errs, ipvalidation.NonSpecial(path.Child("ip"), a.IP, ipvalidation.AllowLoopback)...)
+	return append(errs, netvalidation.NonSpecial(path.Child("ip"), a.IP, netvalidation.AllowLoopback)...)
 }
 
 func validatePort(p *corev1.EndpointPort, requireName bool, path *field.Path) field.ErrorList {
-	var errs field.ErrorList
-	if requireName && p.Name == "" {
-		errs = append(errs, field.Required(path.Child("name"), ""))
-	} else if p.Name != "" {
-		for _, msg := range validation.IsDNS1123Label(p.Name) {
-			errs = append(errs, field.Invalid(path.Child("name"), p.Name, msg))
-		}
-	}
-	for _, msg := range validation.IsValidPortNum(int(p.Port)) {
-		errs = append(errs, field.Invalid(path.Child("port"), p.Port, msg))
-	}
-	if p.Protocol == "" {
-		errs = append(errs, field.Required(path.Child("protocol"), ""))
-	} else if !protocols.Has(p.Protocol) {
-		errs = append(errs, field.NotSupported(path.Child("protocol"), p.Protocol, sets.List(protocols)))
-	}
-	if p.AppProtocol != nil {
-		for _, msg := range validation.IsQualifiedName(*p.AppProtocol) {
-			errs = append(errs, field.Invalid(path.Child("appProtocol"), *p.AppProtocol, msg))
-		}
-	}
-	return errs
+	return netvalidation.Port(p.Name, requireName, p.Port, p.Protocol, p.AppProtocol, path)
 }

@@ -1,10 +1,11 @@
 package endpoints
 
 import (
-	"reflect"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/skiff/skiff/pkg/registry/validationtest"
 )
 
 func addrs(ips ...string) []corev1.EndpointAddress {
@@ -57,12 +58,6 @@ func TestValidate(t *testing.T) {
 	}
 	for _, tc := range cases {
 		e := &corev1.Endpoints{Subsets: []corev1.EndpointSubset{tc.subset}}
-		var got []string
-		for _, err := range Validate(e) {
-			got = append(got, err.Error())
-		}
-		if !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("%s: got %q\nwant %q", tc.name, got, tc.want)
-		}
+		validationtest.Expect(t, tc.name, Validate(e), tc.want)
 	}
 }

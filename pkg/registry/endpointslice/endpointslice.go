@@ -22,7 +22,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/skiff/skiff/pkg/registry"
-	"github.com/skiff/skiff/pkg/registry/ipvalidation"
+	"github.com/skiff/skiff/pkg/registry/netvalidation"
 )
 
 // LabelServiceName names the Service a slice belongs to.
@@ -134,11 +134,10 @@ func (strategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field
 
 var (
 	addressTypes = sets.New(discoveryv1.AddressTypeIPv4, discoveryv1.AddressTypeIPv6, discoveryv1.AddressTypeFQDN)
-	protocols    = sets.New(corev1.ProtocolTCP, corev1.ProtocolUDP, corev1.ProtocolSCTP)
 )
 
 // Validate checks a slice as upstream's ValidateEndpointSlice does, except
-// that loopback addresses are accepted (see ipvalidation.AllowLoopback).
+// that loopback addresses are accepted (see netvalidation.AllowLoopback).
 func Validate(s *discoveryv1.EndpointSlice) field.ErrorList {
 	var errs field.ErrorList
 	if s.AddressType == "" {
@@ -190,14 +189,14 @@ func validateEndpoints(eps []discoveryv1.Endpoint, addressType discoveryv1.Addre
 func validateAddress(a string, addressType discoveryv1.AddressType, path *field.Path) field.ErrorList {
 	switch addressType {
 	case discoveryv1.AddressTypeIPv4, discoveryv1.AddressTypeIPv6:
-		errs := ipvalidation.IP(path, a)
+		errs := netvalidation.IP(path, a)
 		if len(errs) == 0 && (addressType == discoveryv1.AddressTypeIPv6) != strings.Contains(a, ":") {
 			errs = field.ErrorList{field.Invalid(path, a, fmt.Sprintf("must be a valid %s address", addressType))}
 		}
 		if len(errs) > 0 {
 			return errs
 		}
-		return ipvalidation.NonSpecial(path, a, ipvalidation.AllowLoopback)
+		return netvalidation.NonSpecial(path, a, netvalidation.AllowLoopback)
 	case discoveryv1.AddressTypeFQDN:
 		return validation.IsFullyQualifiedDomainName(path, a)
 	}
@@ -222,16 +221,7 @@ func validatePorts(ports []discoveryv1.EndpointPort, path *field.Path) field.Err
 			errs = append(errs, field.Duplicate(p.Child("name"), name))
 		}
 		names.Insert(name)
-		if port.Protocol == nil {
-			errs = append(errs, field.Required(p.Child("protocol"), ""))
-		} else if !protocols.Has(*port.Protocol) {
-			errs = append(errs, field.NotSupported(p.Child("protocol"), *port.Protocol, sets.List(protocols)))
-		}
-		if port.AppProtocol != nil {
-			for _, msg := range validation.IsQualifiedName(*port.AppProtocol) {
-				errs = append(errs, field.Invalid(p.Child("appProtocol"), *port.AppProtocol, msg))
-			}
-		}
+		errs = append(errs, netvalidation.ProtocolAndApp(ptr.Deref(port.Protocol, ""), port.AppProtocol, p)...)
 	}
 	return errs
 }

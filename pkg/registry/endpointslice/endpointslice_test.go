@@ -1,12 +1,13 @@
 package endpointslice
 
 import (
-	"reflect"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/skiff/skiff/pkg/registry/validationtest"
 )
 
 func TestColumns(t *testing.T) {
@@ -49,12 +50,6 @@ func TestValidate(t *testing.T) {
 			"ports[3].protocol: Required value"}},
 	}
 	for _, tc := range cases {
-		var got []string
-		for _, e := range Validate(&tc.slice) {
-			got = append(got, e.Error())
-		}
-		if !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("%s: got %q\nwant %q", tc.name, got, tc.want)
-		}
+		validationtest.Expect(t, tc.name, Validate(&tc.slice), tc.want)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/skiff/skiff/pkg/registry/validationtest"
 )
 
 var (
@@ -125,19 +127,11 @@ func TestValidation(t *testing.T) {
 		}, true, []string{`series.count: Invalid value: "": should be at least 2`, "series.lastObservedTime: Required value"}},
 	}
 	for _, tc := range cases {
-		var errs []string
+		validate := validateLegacy
 		if tc.v1 {
-			for _, e := range validateV1Create(tc.e()) {
-				errs = append(errs, e.Error())
-			}
-		} else {
-			for _, e := range validateLegacy(tc.e()) {
-				errs = append(errs, e.Error())
-			}
+			validate = validateV1Create
 		}
-		if !reflect.DeepEqual(errs, tc.want) {
-			t.Errorf("%s:\n got  %q\n want %q", tc.name, errs, tc.want)
-		}
+		validationtest.Expect(t, tc.name, validate(tc.e()), tc.want)
 	}
 	old := newAPI()
 	updated := newAPI()

@@ -2,7 +2,6 @@ package lease_test
 
 import (
 	"context"
-	"reflect"
 	"testing"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -11,6 +10,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/skiff/skiff/pkg/registry/lease"
+	"github.com/skiff/skiff/pkg/registry/validationtest"
 	"github.com/skiff/skiff/pkg/server/servertest"
 )
 
@@ -26,13 +26,7 @@ func TestValidate(t *testing.T) {
 		{"preferred holder without strategy", coordinationv1.LeaseSpec{PreferredHolder: ptr.To("b")}, []string{"spec.preferredHolder: Forbidden: may only be specified if `strategy` is defined"}},
 	}
 	for _, tc := range cases {
-		var got []string
-		for _, e := range lease.Validate(&coordinationv1.Lease{Spec: tc.spec}) {
-			got = append(got, e.Error())
-		}
-		if !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
-		}
+		validationtest.Expect(t, tc.name, lease.Validate(&coordinationv1.Lease{Spec: tc.spec}), tc.want)
 	}
 }
 

@@ -25,7 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/skiff/skiff/pkg/registry"
-	"github.com/skiff/skiff/pkg/registry/ipvalidation"
+	"github.com/skiff/skiff/pkg/registry/netvalidation"
 )
 
 // Role labels: node-role.kubernetes.io/<role> and the older
@@ -190,7 +190,7 @@ func Validate(n *corev1.Node) field.ErrorList {
 	errs := validateTaints(n.Spec.Taints, field.NewPath("metadata", "taints"))
 	cidrs := field.NewPath("spec", "podCIDRs")
 	for i, c := range n.Spec.PodCIDRs {
-		errs = append(errs, ipvalidation.CIDR(cidrs.Index(i), c)...)
+		errs = append(errs, netvalidation.CIDR(cidrs.Index(i), c)...)
 	}
 	if len(n.Spec.PodCIDRs) > 1 && (len(n.Spec.PodCIDRs) > 2 || isIPv6CIDR(n.Spec.PodCIDRs[0]) == isIPv6CIDR(n.Spec.PodCIDRs[1])) {
 		errs = append(errs, field.Invalid(cidrs, n.Spec.PodCIDRs, "may specify no more than one CIDR for each IP family"))

@@ -6,6 +6,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/skiff/skiff/pkg/registry/validationtest"
 )
 
 func TestStatusColumn(t *testing.T) {
@@ -79,12 +81,6 @@ func TestValidate(t *testing.T) {
 	}
 	for _, tc := range cases {
 		n := &corev1.Node{Spec: tc.spec}
-		var got []string
-		for _, e := range Validate(n) {
-			got = append(got, e.Error())
-		}
-		if !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("%s: got %q\nwant %q", tc.name, got, tc.want)
-		}
+		validationtest.Expect(t, tc.name, Validate(n), tc.want)
 	}
 }

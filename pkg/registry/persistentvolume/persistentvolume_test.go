@@ -10,6 +10,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/skiff/skiff/pkg/registry/validationtest"
 )
 
 func TestAccessModes(t *testing.T) {
@@ -62,13 +64,7 @@ func TestDefaultsAndValidate(t *testing.T) {
 	for _, tc := range cases {
 		pv := hostPathPV()
 		tc.mut(pv)
-		var got []string
-		for _, e := range Validate(pv) {
-			got = append(got, e.Error())
-		}
-		if !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("%s:\n got  %q\n want %q", tc.name, got, tc.want)
-		}
+		validationtest.Expect(t, tc.name, Validate(pv), tc.want)
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/skiff/skiff/pkg/registry/validationtest"
 )
 
 func claim(size string) *corev1.PersistentVolumeClaim {
@@ -39,13 +41,7 @@ func TestValidate(t *testing.T) {
 	for _, tc := range cases {
 		c := claim("1Gi")
 		tc.mut(c)
-		var got []string
-		for _, e := range Validate(c) {
-			got = append(got, e.Error())
-		}
-		if !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("%s:\n got  %q\n want %q", tc.name, got, tc.want)
-		}
+		validationtest.Expect(t, tc.name, Validate(c), tc.want)
 	}
 }
 
@@ -81,13 +77,7 @@ func TestUpdate(t *testing.T) {
 	for _, tc := range cases {
 		c := tc.old.DeepCopy()
 		tc.mut(c)
-		var got []string
-		for _, e := range ValidateUpdate(c, tc.old) {
-			got = append(got, e.Error())
-		}
-		if !reflect.DeepEqual(got, tc.wantErrs) {
-			t.Errorf("%s:\n got  %q\n want %q", tc.name, got, tc.wantErrs)
-		}
+		validationtest.Expect(t, tc.name, ValidateUpdate(c, tc.old), tc.wantErrs)
 	}
 }
 

@@ -1,26 +1,16 @@
 package secret
 
 import (
-	"reflect"
+	"context"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
-)
 
-func messages(s *corev1.Secret, old *corev1.Secret) []string {
-	var out []string
-	errs := Validate(s)
-	if old != nil {
-		errs = strategy{}.ValidateUpdate(nil, s, old)
-	}
-	for _, e := range errs {
-		out = append(out, e.Error())
-	}
-	return out
-}
+	"github.com/skiff/skiff/pkg/registry/validationtest"
+)
 
 func TestValidate(t *testing.T) {
 	d := func(kv ...string) map[string][]byte {
@@ -55,10 +45,7 @@ func TestValidate(t *testing.T) {
 	}
 	for _, tc := range cases {
 		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Annotations: tc.ann}, Type: tc.typ, Data: tc.data}
-		got := messages(s, nil)
-		if !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("%s:\n got  %q\n want %q", tc.name, got, tc.want)
-		}
+		validationtest.Expect(t, tc.name, Validate(s), tc.want)
 	}
 }
 
@@ -67,7 +54,7 @@ func TestUpdate(t *testing.T) {
 	s := old.DeepCopy()
 	s.Type = "example.com/other"
 	s.Data["a"] = []byte("2")
-	got := strings.Join(messages(s, old), "\n")
+	got := strings.Join(validationtest.Messages(strategy{}.ValidateUpdate(context.Background(), s, old)), "\n")
 	for _, want := range []string{`type: Invalid value: "example.com/other": field is immutable`, "data: Forbidden: field is immutable when `immutable` is set"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("errors %q lack %q", got, want)

@@ -13,7 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
-	"github.com/skiff/skiff/pkg/registry/ipvalidation"
+	"github.com/skiff/skiff/pkg/registry/netvalidation"
 )
 
 // maxClientIPAffinitySeconds is the longest ClientIP session affinity.
@@ -21,7 +21,6 @@ const maxClientIPAffinitySeconds = 86400
 
 var (
 	serviceTypes      = sets.New(corev1.ServiceTypeClusterIP, corev1.ServiceTypeNodePort, corev1.ServiceTypeLoadBalancer, corev1.ServiceTypeExternalName)
-	protocols         = sets.New(corev1.ProtocolTCP, corev1.ProtocolUDP, corev1.ProtocolSCTP)
 	affinities        = sets.New(corev1.ServiceAffinityClientIP, corev1.ServiceAffinityNone)
 	externalPolicies  = sets.New(corev1.ServiceExternalTrafficPolicyCluster, corev1.ServiceExternalTrafficPolicyLocal)
 	internalPolicies  = sets.New(corev1.ServiceInternalTrafficPolicyCluster, corev1.ServiceInternalTrafficPolicyLocal)
@@ -77,7 +76,7 @@ func Validate(svc *corev1.Service) field.ErrorList {
 	errs = append(errs, validateSessionAffinity(s)...)
 	errs = append(errs, validateClusterIPs(svc)...)
 	for i, ip := range s.ExternalIPs {
-		errs = append(errs, ipvalidation.Endpoint(specPath.Child("externalIPs").Index(i), ip, ipvalidation.RejectLoopback)...)
+		errs = append(errs, netvalidation.Endpoint(specPath.Child("externalIPs").Index(i), ip, netvalidation.RejectLoopback)...)
 	}
 	if s.Type == "" {
 		errs = append(errs, field.Required(specPath.Child("type"), ""))
@@ -138,33 +137,14 @@ func Validate(svc *corev1.Service) field.ErrorList {
 }
 
 func validatePort(p *corev1.ServicePort, requireName bool, names sets.Set[string], path *field.Path) field.ErrorList {
-	var errs field.ErrorList
-	if requireName && p.Name == "" {
-		errs = append(errs, field.Required(path.Child("name"), ""))
-	} else if p.Name != "" {
-		for _, msg := range validation.IsDNS1123Label(p.Name) {
-			errs = append(errs, field.Invalid(path.Child("name"), p.Name, msg))
-		}
+	errs := netvalidation.Port(p.Name, requireName, p.Port, p.Protocol, p.AppProtocol, path)
+	if p.Name != "" {
 		if names.Has(p.Name) {
 			errs = append(errs, field.Duplicate(path.Child("name"), p.Name))
 		}
 		names.Insert(p.Name)
 	}
-	for _, msg := range validation.IsValidPortNum(int(p.Port)) {
-		errs = append(errs, field.Invalid(path.Child("port"), p.Port, msg))
-	}
-	if p.Protocol == "" {
-		errs = append(errs, field.Required(path.Child("protocol"), ""))
-	} else if !protocols.Has(p.Protocol) {
-		errs = append(errs, field.NotSupported(path.Child("protocol"), p.Protocol, sets.List(protocols)))
-	}
-	errs = append(errs, validatePortNumOrName(p.TargetPort, path.Child("targetPort"))...)
-	if p.AppProtocol != nil {
-		for _, msg := range validation.IsQualifiedName(*p.AppProtocol) {
-			errs = append(errs, field.Invalid(path.Child("appProtocol"), *p.AppProtocol, msg))
-		}
-	}
-	return errs
+	return append(errs, validatePortNumOrName(p.TargetPort, path.Child("targetPort"))...)
 }
 
 func validatePortNumOrName(port intstr.IntOrString, path *field.Path) field.ErrorList {
@@ -247,7 +227,7 @@ func validateClusterIPs(svc *corev1.Service) field.ErrorList {
 			}
 			continue
 		}
-		ipErrs := ipvalidation.IP(clusterIPsPath.Index(i), ip)
+		ipErrs := netvalidation.IP(clusterIPsPath.Index(i), ip)
 		invalidIPs = invalidIPs || len(ipErrs) > 0
 		errs = append(errs, ipErrs...)
 	}
@@ -357,7 +337,7 @@ func ValidateLoadBalancerStatus(status *corev1.LoadBalancerStatus, path *field.P
 	for i, in := range status.Ingress {
 		p := ingress.Index(i)
 		if in.IP != "" {
-			errs = append(errs, ipvalidation.IP(p.Child("ip"), in.IP)...)
+			errs = append(errs, netvalidation.IP(p.Child("ip"), in.IP)...)
 		}
 		switch {
 		case in.IPMode == nil:

@@ -1,22 +1,15 @@
 package service
 
 import (
-	"reflect"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
-)
 
-func messages(errs field.ErrorList) []string {
-	var out []string
-	for _, e := range errs {
-		out = append(out, e.Error())
-	}
-	return out
-}
+	"github.com/skiff/skiff/pkg/registry/validationtest"
+)
 
 // valid returns a defaulted, allocated ClusterIP service.
 func valid() *corev1.Service {
@@ -98,9 +91,7 @@ func TestValidate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			svc := valid()
 			tc.mut(svc)
-			if got := messages(Validate(svc)); !reflect.DeepEqual(got, tc.want) {
-				t.Fatalf("got  %q\nwant %q", got, tc.want)
-			}
+			validationtest.Expect(t, tc.name, Validate(svc), tc.want)
 		})
 	}
 }
@@ -128,9 +119,7 @@ func TestValidateUpdate(t *testing.T) {
 			old.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol}
 			svc := old.DeepCopy()
 			tc.mut(svc)
-			if got := messages(ValidateUpdate(svc, old)); !reflect.DeepEqual(got, tc.want) {
-				t.Fatalf("got  %q\nwant %q", got, tc.want)
-			}
+			validationtest.Expect(t, tc.name, ValidateUpdate(svc, old), tc.want)
 		})
 	}
 }
@@ -153,8 +142,6 @@ func TestValidateLoadBalancerStatus(t *testing.T) {
 			"status.loadBalancer.ingress: Forbidden: may only be used when `spec.type` is 'LoadBalancer'"}},
 	}
 	for _, tc := range cases {
-		if got := messages(ValidateLoadBalancerStatus(&tc.status, path, tc.spec)); !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
-		}
+		validationtest.Expect(t, tc.name, ValidateLoadBalancerStatus(&tc.status, path, tc.spec), tc.want)
 	}
 }

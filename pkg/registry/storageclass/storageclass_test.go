@@ -9,6 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/skiff/skiff/pkg/registry/validationtest"
 )
 
 func TestDefaultsValidationAndRow(t *testing.T) {
@@ -34,12 +36,6 @@ func TestDefaultsValidationAndRow(t *testing.T) {
 	changed := sc.DeepCopy()
 	changed.Provisioner = "example.com/other"
 	changed.Parameters["a"] = "c"
-	var got []string
-	for _, e := range st.ValidateUpdate(context.Background(), changed, sc) {
-		got = append(got, e.Error())
-	}
-	wantErrs := []string{"parameters: Forbidden: updates to parameters are forbidden.", "provisioner: Forbidden: updates to provisioner are forbidden."}
-	if !reflect.DeepEqual(got, wantErrs) {
-		t.Fatalf("update errors %q", got)
-	}
+	validationtest.Expect(t, "update", st.ValidateUpdate(context.Background(), changed, sc),
+		[]string{"parameters: Forbidden: updates to parameters are forbidden.", "provisioner: Forbidden: updates to provisioner are forbidden."})
 }

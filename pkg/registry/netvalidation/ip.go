@@ -1,8 +1,9 @@
-// Package ipvalidation checks the IP addresses API objects carry the way
-// upstream's API validation does: addresses are parsed leniently (legacy
-// fields accept non-canonical forms), and addresses that traffic is sent to
+// Package netvalidation checks the network fields API objects carry (IP
+// addresses, CIDRs, ports and protocols) the way upstream's API validation
+// does, with its messages: addresses are parsed leniently (legacy fields
+// accept non-canonical forms), and addresses that traffic is sent to
 // (endpoints, external IPs) may not be special-purpose ones.
-package ipvalidation
+package netvalidation
 
 import (
 	"fmt"

@@ -1,19 +1,12 @@
-package ipvalidation
+package netvalidation
 
 import (
-	"reflect"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
-)
 
-func messages(errs field.ErrorList) []string {
-	var out []string
-	for _, e := range errs {
-		out = append(out, e.Error())
-	}
-	return out
-}
+	"github.com/skiff/skiff/pkg/registry/validationtest"
+)
 
 func TestEndpoint(t *testing.T) {
 	p := field.NewPath("ip")
@@ -32,9 +25,7 @@ func TestEndpoint(t *testing.T) {
 		{"224.0.0.1", AllowLoopback, []string{`ip: Invalid value: "224.0.0.1": may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)`}},
 	}
 	for _, tc := range cases {
-		if got := messages(Endpoint(p, tc.ip, tc.loopback)); !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("Endpoint(%q, %v) = %q, want %q", tc.ip, tc.loopback, got, tc.want)
-		}
+		validationtest.Expect(t, tc.ip, Endpoint(p, tc.ip, tc.loopback), tc.want)
 	}
 }
 
@@ -43,8 +34,5 @@ func TestCIDR(t *testing.T) {
 	if errs := CIDR(p, "10.42.0.0/24"); len(errs) != 0 {
 		t.Fatal(errs)
 	}
-	want := []string{`cidr: Invalid value: "10.42.0.0": must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)`}
-	if got := messages(CIDR(p, "10.42.0.0")); !reflect.DeepEqual(got, want) {
-		t.Fatalf("got %q", got)
-	}
+	validationtest.Expect(t, "CIDR", CIDR(p, "10.42.0.0"), []string{`cidr: Invalid value: "10.42.0.0": must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)`})
 }
