@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -23,7 +24,8 @@ import (
 
 // clusterResources adds nodes, networking, configuration, storage and
 // coordination resources, and events (core/v1 and events.k8s.io/v1 over
-// one storage).
+// one storage). New namespaces get their default service account when
+// they are created (see serviceaccount.WithDefaultAccount).
 func clusterResources(b *builder) error {
 	svc, err := service.NewResource(service.Config{ServiceCIDR: b.cfg.ServiceCIDR, Seed: uint64(time.Now().UnixNano())})
 	if err != nil {
@@ -35,8 +37,7 @@ func clusterResources(b *builder) error {
 		endpoints.NewResource(),
 		endpointslice.NewResource(),
 		secret.NewResource(),
-		serviceaccount.NewResource(),
-		persistentvolume.NewResource(),
+		persistentvolume.NewResource(b.clock),
 		persistentvolumeclaim.NewResource(),
 		lease.NewResource(),
 		storageclass.NewResource(),
@@ -45,5 +46,25 @@ func clusterResources(b *builder) error {
 		b.add(r)
 	}
 	b.addWrapped(event.NewEventsV1Resource(), func() runtime.Object { return &corev1.Event{} }, event.NewConvertingStore)
+
+	accounts := b.add(serviceaccount.NewResource())
+	namespaces := b.find("namespaces")
+	if namespaces == nil {
+		return fmt.Errorf("service accounts: no namespaces resource")
+	}
+	namespaces.Storage = serviceaccount.WithDefaultAccount(namespaces.Storage, func(ctx context.Context, ns string) error {
+		return serviceaccount.EnsureDefault(ctx, accounts, ns)
+	}, b.log)
+	return nil
+}
+
+// find returns the store of a group resource ("namespaces",
+// "leases.coordination.k8s.io") added so far, or nil.
+func (b *builder) find(groupResource string) *registry.Store {
+	for _, s := range b.stores {
+		if s.Resource.GroupResource().String() == groupResource {
+			return s
+		}
+	}
 	return nil
 }

@@ -1,23 +1,25 @@
-// Package endpoints is the registry strategy for core/v1 endpoints.
+// Package endpoints is the registry strategy for core/v1 endpoints: the
+// addresses and ports behind a Service, written by the endpoints
+// controller (and, for the kubernetes Service, by the server itself).
 package endpoints
 
 import (
 	"context"
 	"fmt"
 	"net"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/skiff/skiff/pkg/registry"
+	"github.com/skiff/skiff/pkg/registry/netvalidation"
 )
 
 // NewResource describes the endpoints resource.
@@ -39,92 +41,116 @@ func NewResource() *registry.Resource {
 			},
 			Row: func(obj runtime.Object, now time.Time) []interface{} {
 				e := obj.(*corev1.Endpoints)
-				return []interface{}{e.Name, Format(e, 3), registry.Age(e.CreationTimestamp, now)}
+				return []interface{}{e.Name, Format(e), registry.Age(e.CreationTimestamp, now)}
 			},
 		},
 	}
 }
 
-// Format renders ready endpoints as "ip:port,ip:port + N more...", showing
-// at most max of them, as upstream's printer does.
-func Format(e *corev1.Endpoints, max int) string {
-	var out []string
+// shown is how many endpoints the ENDPOINTS column lists before "+ N more...".
+const shown = 3
+
+// Format renders the ENDPOINTS column as upstream's printer does: ready
+// address:port pairs, port by port, at most three of them and then
+// "+ N more..."; "<none>" without subsets.
+func Format(e *corev1.Endpoints) string {
+	if len(e.Subsets) == 0 {
+		return "<none>"
+	}
+	var list []string
 	count := 0
+	add := func(s string) {
+		count++
+		if len(list) < shown {
+			list = append(list, s)
+		}
+	}
 	for _, ss := range e.Subsets {
-		for _, addr := range ss.Addresses {
-			if len(ss.Ports) == 0 {
-				count++
-				if len(out) < max {
-					out = append(out, addr.IP)
-				}
-				continue
+		if len(ss.Ports) == 0 {
+			// Headless services may have no ports.
+			for _, a := range ss.Addresses {
+				add(a.IP)
 			}
-			for _, p := range ss.Ports {
-				count++
-				if len(out) < max {
-					out = append(out, net.JoinHostPort(addr.IP, strconv.Itoa(int(p.Port))))
-				}
+			continue
+		}
+		for _, p := range ss.Ports {
+			for _, a := range ss.Addresses {
+				add(net.JoinHostPort(a.IP, strconv.Itoa(int(p.Port))))
 			}
 		}
 	}
-	s := strings.Join(out, ",")
-	if count > len(out) {
-		s += fmt.Sprintf(" + %d more...", count-len(out))
+	out := strings.Join(list, ",")
+	if count > shown {
+		out += fmt.Sprintf(" + %d more...", count-shown)
 	}
-	if s == "" {
-		return "<none>"
-	}
-	return s
+	return out
 }
 
 type strategy struct{ registry.DefaultStrategy }
 
+// AllowCreateOnUpdate implements registry.Strategy: controllers PUT
+// endpoints whether or not they exist, as upstream allows.
 func (strategy) AllowCreateOnUpdate() bool { return true }
 
+// Default implements registry.Strategy: ports default to TCP.
+func (strategy) Default(obj runtime.Object) {
+	e := obj.(*corev1.Endpoints)
+	for i := range e.Subsets {
+		for j := range e.Subsets[i].Ports {
+			if p := &e.Subsets[i].Ports[j]; p.Protocol == "" {
+				p.Protocol = corev1.ProtocolTCP
+			}
+		}
+	}
+}
+
+// Validate implements registry.Strategy.
 func (strategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
-	return validate(obj.(*corev1.Endpoints))
+	return Validate(obj.(*corev1.Endpoints))
 }
 
+// ValidateUpdate implements registry.Strategy.
 func (strategy) ValidateUpdate(_ context.Context, obj, _ runtime.Object) field.ErrorList {
-	return validate(obj.(*corev1.Endpoints))
+	return Validate(obj.(*corev1.Endpoints))
 }
 
-var protocols = []string{string(corev1.ProtocolSCTP), string(corev1.ProtocolTCP), string(corev1.ProtocolUDP)}
-
-func validate(e *corev1.Endpoints) field.ErrorList {
+// Validate checks endpoints as upstream's ValidateEndpoints does, except
+// that loopback addresses are accepted (see netvalidation.AllowLoopback).
+func Validate(e *corev1.Endpoints) field.ErrorList {
 	var errs field.ErrorList
 	for i, ss := range e.Subsets {
 		p := field.NewPath("subsets").Index(i)
 		if len(ss.Addresses) == 0 && len(ss.NotReadyAddresses) == 0 {
 			errs = append(errs, field.Required(p, "must specify `addresses` or `notReadyAddresses`"))
 		}
-		for j, a := range ss.Addresses {
-			errs = append(errs, validation.IsValidIP(p.Child("addresses").Index(j).Child("ip"), a.IP)...)
+		for j := range ss.Addresses {
+			errs = append(errs, validateAddress(&ss.Addresses[j], p.Child("addresses").Index(j))...)
 		}
-		for j, a := range ss.NotReadyAddresses {
-			errs = append(errs, validation.IsValidIP(p.Child("notReadyAddresses").Index(j).Child("ip"), a.IP)...)
+		for j := range ss.NotReadyAddresses {
+			errs = append(errs, validateAddress(&ss.NotReadyAddresses[j], p.Child("notReadyAddresses").Index(j))...)
 		}
-		names := sets.New[string]()
-		for j, port := range ss.Ports {
-			pp := p.Child("ports").Index(j)
-			if len(ss.Ports) > 1 && port.Name == "" {
-				errs = append(errs, field.Required(pp.Child("name"), ""))
-			} else if port.Name != "" {
-				for _, msg := range validation.IsDNS1123Label(port.Name) {
-					errs = append(errs, field.Invalid(pp.Child("name"), port.Name, msg))
-				}
-				if names.Has(port.Name) {
-					errs = append(errs, field.Duplicate(pp.Child("name"), port.Name))
-				}
-				names.Insert(port.Name)
-			}
-			for _, msg := range validation.IsValidPortNum(int(port.Port)) {
-				errs = append(errs, field.Invalid(pp.Child("port"), port.Port, msg))
-			}
-			if !slices.Contains(protocols, string(port.Protocol)) {
-				errs = append(errs, field.NotSupported(pp.Child("protocol"), port.Protocol, protocols))
-			}
+		for j := range ss.Ports {
+			errs = append(errs, validatePort(&ss.Ports[j], len(ss.Ports) > 1, p.Child("ports").Index(j))...)
 		}
 	}
 	return errs
+}
+
+func validateAddress(a *corev1.EndpointAddress, path *field.Path) field.ErrorList {
+	errs := netvalidation.IP(path.Child("ip"), a.IP)
+	if a.Hostname != "" {
+		for _, msg := range validation.IsDNS1123Label(a.Hostname) {
+			errs = append(errs, field.Invalid(path.Child("hostname"), a.Hostname, msg))
+		}
+	}
+	if a.NodeName != nil {
+		for _, msg := range apivalidation.NameIsDNSSubdomain(*a.NodeName, false) {
+			errs = append(errs, field.Invalid(path.Child("nodeName"), *a.NodeName, msg))
+		}
+	}
+	return append(errs, netvalidation.NonSpecial(path.Child("ip"), a.IP, netvalidation.AllowLoopback)...)
+}
+
+func validatePort(p *corev1.EndpointPort, requireName bool, path *field.Path) field.ErrorList {
+	return netvalidation.Port(p.Name, requireName, p.Port, p.Protocol, p.AppProtocol, path)
 }

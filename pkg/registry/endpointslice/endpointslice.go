@@ -1,32 +1,39 @@
 // Package endpointslice is the registry strategy for discovery.k8s.io/v1
-// endpointslices.
+// endpointslices. The endpointslice controller finds the slices of a
+// Service by their kubernetes.io/service-name label (LabelServiceName).
 package endpointslice
 
 import (
 	"context"
 	"fmt"
-	"net"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/ptr"
 
 	"github.com/skiff/skiff/pkg/registry"
+	"github.com/skiff/skiff/pkg/registry/netvalidation"
 )
+
+// LabelServiceName names the Service a slice belongs to.
+const LabelServiceName = discoveryv1.LabelServiceName
 
 // Limits upstream enforces on a slice.
 const (
-	maxEndpoints = 1000
-	maxPorts     = 20000
-	maxAddresses = 100
+	maxEndpoints      = 1000
+	maxPorts          = 20000
+	maxAddresses      = 100
+	maxTopologyLabels = 16
 )
 
 // NewResource describes the endpointslices resource.
@@ -50,125 +57,171 @@ func NewResource() *registry.Resource {
 			},
 			Row: func(obj runtime.Object, now time.Time) []interface{} {
 				s := obj.(*discoveryv1.EndpointSlice)
-				return []interface{}{s.Name, string(s.AddressType), formatPorts(s.Ports), formatEndpoints(s.Endpoints), registry.Age(s.CreationTimestamp, now)}
+				return []interface{}{s.Name, string(s.AddressType), FormatPorts(s.Ports), FormatEndpoints(s.Endpoints), registry.Age(s.CreationTimestamp, now)}
 			},
 		},
 	}
 }
 
-func formatPorts(ports []discoveryv1.EndpointPort) string {
-	if len(ports) == 0 {
+// shown is how many items a column lists before "+ N more...".
+const shown = 3
+
+// listWithMore joins the first items and counts the rest, "<unset>" when
+// there are none.
+func listWithMore(items []string) string {
+	if len(items) == 0 {
 		return "<unset>"
 	}
-	var out []string
-	for i, p := range ports {
-		if i == 3 {
-			out[len(out)-1] += fmt.Sprintf(" + %d more...", len(ports)-3)
-			break
-		}
-		if p.Port == nil {
-			out = append(out, "<unset>")
-		} else {
-			out = append(out, strconv.Itoa(int(*p.Port)))
-		}
+	if len(items) <= shown {
+		return strings.Join(items, ",")
 	}
-	return strings.Join(out, ",")
+	return fmt.Sprintf("%s + %d more...", strings.Join(items[:shown], ","), len(items)-shown)
 }
 
-func formatEndpoints(eps []discoveryv1.Endpoint) string {
-	var out []string
-	total := 0
-	for _, e := range eps {
-		for _, a := range e.Addresses {
-			total++
-			if len(out) < 3 {
-				out = append(out, a)
-			}
+// FormatPorts renders the PORTS column: port numbers, a port's name when
+// it has no number, "*" when it has neither.
+func FormatPorts(ports []discoveryv1.EndpointPort) string {
+	items := make([]string, 0, len(ports))
+	for _, p := range ports {
+		switch {
+		case p.Port != nil:
+			items = append(items, strconv.Itoa(int(*p.Port)))
+		case p.Name != nil:
+			items = append(items, *p.Name)
+		default:
+			items = append(items, "*")
 		}
 	}
-	if total == 0 {
-		return "<unset>"
+	return listWithMore(items)
+}
+
+// FormatEndpoints renders the ENDPOINTS column: the endpoints' addresses.
+func FormatEndpoints(eps []discoveryv1.Endpoint) string {
+	var items []string
+	for _, e := range eps {
+		items = append(items, e.Addresses...)
 	}
-	s := strings.Join(out, ",")
-	if total > len(out) {
-		s += fmt.Sprintf(" + %d more...", total-len(out))
-	}
-	return s
+	return listWithMore(items)
 }
 
 type strategy struct{ registry.DefaultStrategy }
 
-func (strategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
-	return validate(obj.(*discoveryv1.EndpointSlice))
+// Default implements registry.Strategy: ports get an empty name and TCP.
+func (strategy) Default(obj runtime.Object) {
+	s := obj.(*discoveryv1.EndpointSlice)
+	for i := range s.Ports {
+		p := &s.Ports[i]
+		if p.Name == nil {
+			p.Name = ptr.To("")
+		}
+		if p.Protocol == nil {
+			p.Protocol = ptr.To(corev1.ProtocolTCP)
+		}
+	}
 }
 
+// Validate implements registry.Strategy.
+func (strategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
+	return Validate(obj.(*discoveryv1.EndpointSlice))
+}
+
+// ValidateUpdate implements registry.Strategy: the address type is
+// immutable.
 func (strategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
 	s, o := obj.(*discoveryv1.EndpointSlice), old.(*discoveryv1.EndpointSlice)
-	return append(validate(s), registry.Immutable(!apiequality.Semantic.DeepEqual(s.AddressType, o.AddressType), field.NewPath("addressType"))...)
+	return append(Validate(s), apivalidation.ValidateImmutableField(s.AddressType, o.AddressType, field.NewPath("addressType"))...)
 }
 
 var (
-	addressTypes = []string{string(discoveryv1.AddressTypeIPv4), string(discoveryv1.AddressTypeIPv6), string(discoveryv1.AddressTypeFQDN)}
-	protocols    = []string{string(corev1.ProtocolSCTP), string(corev1.ProtocolTCP), string(corev1.ProtocolUDP)}
+	addressTypes = sets.New(discoveryv1.AddressTypeIPv4, discoveryv1.AddressTypeIPv6, discoveryv1.AddressTypeFQDN)
 )
 
-func validate(s *discoveryv1.EndpointSlice) field.ErrorList {
+// Validate checks a slice as upstream's ValidateEndpointSlice does, except
+// that loopback addresses are accepted (see netvalidation.AllowLoopback).
+func Validate(s *discoveryv1.EndpointSlice) field.ErrorList {
 	var errs field.ErrorList
-	if !slices.Contains(addressTypes, string(s.AddressType)) {
-		errs = append(errs, field.NotSupported(field.NewPath("addressType"), s.AddressType, addressTypes))
+	if s.AddressType == "" {
+		errs = append(errs, field.Required(field.NewPath("addressType"), ""))
+	} else if !addressTypes.Has(s.AddressType) {
+		errs = append(errs, field.NotSupported(field.NewPath("addressType"), s.AddressType, sets.List(addressTypes)))
 	}
-	if len(s.Endpoints) > maxEndpoints {
-		errs = append(errs, field.TooMany(field.NewPath("endpoints"), len(s.Endpoints), maxEndpoints))
+	errs = append(errs, validateEndpoints(s.Endpoints, s.AddressType, field.NewPath("endpoints"))...)
+	return append(errs, validatePorts(s.Ports, field.NewPath("ports"))...)
+}
+
+func validateEndpoints(eps []discoveryv1.Endpoint, addressType discoveryv1.AddressType, path *field.Path) field.ErrorList {
+	if len(eps) > maxEndpoints {
+		return field.ErrorList{field.TooMany(path, len(eps), maxEndpoints)}
 	}
-	for i, e := range s.Endpoints {
-		p := field.NewPath("endpoints").Index(i)
-		if len(e.Addresses) == 0 || len(e.Addresses) > maxAddresses {
-			errs = append(errs, field.Invalid(p.Child("addresses"), len(e.Addresses), fmt.Sprintf("must have at least 1 and at most %d addresses", maxAddresses)))
+	var errs field.ErrorList
+	for i, e := range eps {
+		p := path.Index(i)
+		addresses := p.Child("addresses")
+		if len(e.Addresses) == 0 {
+			errs = append(errs, field.Required(addresses, "must contain at least 1 address"))
+		} else if len(e.Addresses) > maxAddresses {
+			errs = append(errs, field.TooMany(addresses, len(e.Addresses), maxAddresses))
 		}
 		for j, a := range e.Addresses {
-			ap := p.Child("addresses").Index(j)
-			switch s.AddressType {
-			case discoveryv1.AddressTypeIPv4, discoveryv1.AddressTypeIPv6:
-				ipErrs := validation.IsValidIP(ap, a)
-				if ip := net.ParseIP(a); len(ipErrs) == 0 && (ip.To4() != nil) != (s.AddressType == discoveryv1.AddressTypeIPv4) {
-					ipErrs = append(ipErrs, field.Invalid(ap, a, "must be an "+string(s.AddressType)+" address"))
-				}
-				errs = append(errs, ipErrs...)
-			case discoveryv1.AddressTypeFQDN:
-				for _, msg := range validation.IsFullyQualifiedDomainName(ap, a) {
-					errs = append(errs, msg)
-				}
+			errs = append(errs, validateAddress(a, addressType, addresses.Index(j))...)
+		}
+		if e.NodeName != nil {
+			for _, msg := range apivalidation.NameIsDNSSubdomain(*e.NodeName, false) {
+				errs = append(errs, field.Invalid(p.Child("nodeName"), *e.NodeName, msg))
 			}
 		}
+		topology := p.Child("deprecatedTopology")
+		if len(e.DeprecatedTopology) > maxTopologyLabels {
+			errs = append(errs, field.TooMany(topology, len(e.DeprecatedTopology), maxTopologyLabels))
+		}
+		errs = append(errs, metav1validation.ValidateLabels(e.DeprecatedTopology, topology)...)
 		if e.Hostname != nil {
 			for _, msg := range validation.IsDNS1123Label(*e.Hostname) {
 				errs = append(errs, field.Invalid(p.Child("hostname"), *e.Hostname, msg))
 			}
 		}
 	}
-	if len(s.Ports) > maxPorts {
-		errs = append(errs, field.TooMany(field.NewPath("ports"), len(s.Ports), maxPorts))
+	return errs
+}
+
+// validateAddress checks an address against the slice's address type;
+// addresses of unknown types are left alone, as upstream does.
+func validateAddress(a string, addressType discoveryv1.AddressType, path *field.Path) field.ErrorList {
+	switch addressType {
+	case discoveryv1.AddressTypeIPv4, discoveryv1.AddressTypeIPv6:
+		errs := netvalidation.IP(path, a)
+		if len(errs) == 0 && (addressType == discoveryv1.AddressTypeIPv6) != strings.Contains(a, ":") {
+			errs = field.ErrorList{field.Invalid(path, a, fmt.Sprintf("must be a valid %s address", addressType))}
+		}
+		if len(errs) > 0 {
+			return errs
+		}
+		return netvalidation.NonSpecial(path, a, netvalidation.AllowLoopback)
+	case discoveryv1.AddressTypeFQDN:
+		return validation.IsFullyQualifiedDomainName(path, a)
 	}
-	names := map[string]bool{}
-	for i, port := range s.Ports {
-		p := field.NewPath("ports").Index(i)
-		if port.Name != nil {
-			if *port.Name != "" {
-				for _, msg := range validation.IsDNS1123Label(*port.Name) {
-					errs = append(errs, field.Invalid(p.Child("name"), *port.Name, msg))
-				}
+	return nil
+}
+
+func validatePorts(ports []discoveryv1.EndpointPort, path *field.Path) field.ErrorList {
+	if len(ports) > maxPorts {
+		return field.ErrorList{field.TooMany(path, len(ports), maxPorts)}
+	}
+	var errs field.ErrorList
+	names := sets.New[string]()
+	for i, port := range ports {
+		p := path.Index(i)
+		name := ptr.Deref(port.Name, "")
+		if name != "" {
+			for _, msg := range validation.IsDNS1123Label(name) {
+				errs = append(errs, field.Invalid(p.Child("name"), name, msg))
 			}
-			if names[*port.Name] {
-				errs = append(errs, field.Duplicate(p.Child("name"), *port.Name))
-			}
-			names[*port.Name] = true
 		}
-		if port.Protocol != nil && !slices.Contains(protocols, string(*port.Protocol)) {
-			errs = append(errs, field.NotSupported(p.Child("protocol"), *port.Protocol, protocols))
+		if names.Has(name) {
+			errs = append(errs, field.Duplicate(p.Child("name"), name))
 		}
-		if port.Port != nil && (*port.Port < 0 || *port.Port > 65535) {
-			errs = append(errs, field.Invalid(p.Child("port"), *port.Port, "must be between 0 and 65535, inclusive"))
-		}
+		names.Insert(name)
+		errs = append(errs, netvalidation.ProtocolAndApp(ptr.Deref(port.Protocol, ""), port.AppProtocol, p)...)
 	}
 	return errs
 }

@@ -9,7 +9,9 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/ptr"
 
 	"github.com/skiff/skiff/pkg/registry"
 )
@@ -32,11 +34,7 @@ func NewResource() *registry.Resource {
 			},
 			Row: func(obj runtime.Object, now time.Time) []interface{} {
 				l := obj.(*coordinationv1.Lease)
-				holder := ""
-				if l.Spec.HolderIdentity != nil {
-					holder = *l.Spec.HolderIdentity
-				}
-				return []interface{}{l.Name, holder, registry.Age(l.CreationTimestamp, now)}
+				return []interface{}{l.Name, ptr.Deref(l.Spec.HolderIdentity, ""), registry.Age(l.CreationTimestamp, now)}
 			},
 		},
 	}
@@ -44,15 +42,25 @@ func NewResource() *registry.Resource {
 
 type strategy struct{ registry.DefaultStrategy }
 
+// AllowCreateOnUpdate implements registry.Strategy: lease holders PUT
+// their lease whether or not it exists, as upstream allows.
+func (strategy) AllowCreateOnUpdate() bool { return true }
+
+// Validate implements registry.Strategy.
 func (strategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
-	return validate(obj.(*coordinationv1.Lease))
+	return Validate(obj.(*coordinationv1.Lease))
 }
 
+// ValidateUpdate implements registry.Strategy.
 func (strategy) ValidateUpdate(_ context.Context, obj, _ runtime.Object) field.ErrorList {
-	return validate(obj.(*coordinationv1.Lease))
+	return Validate(obj.(*coordinationv1.Lease))
 }
 
-func validate(l *coordinationv1.Lease) field.ErrorList {
+var strategies = sets.New(coordinationv1.OldestEmulationVersion)
+
+// Validate checks a lease's spec as upstream's ValidateLeaseSpec does;
+// holderIdentity is free-form.
+func Validate(l *coordinationv1.Lease) field.ErrorList {
 	spec := field.NewPath("spec")
 	var errs field.ErrorList
 	if d := l.Spec.LeaseDurationSeconds; d != nil && *d <= 0 {
@@ -60,6 +68,12 @@ func validate(l *coordinationv1.Lease) field.ErrorList {
 	}
 	if t := l.Spec.LeaseTransitions; t != nil && *t < 0 {
 		errs = append(errs, field.Invalid(spec.Child("leaseTransitions"), *t, "must be greater than or equal to 0"))
+	}
+	if s := l.Spec.Strategy; s != nil && !strategies.Has(*s) {
+		errs = append(errs, field.NotSupported(spec.Child("strategy"), *s, sets.List(strategies)))
+	}
+	if h := l.Spec.PreferredHolder; h != nil && *h != "" && (l.Spec.Strategy == nil || *l.Spec.Strategy == "") {
+		errs = append(errs, field.Forbidden(spec.Child("preferredHolder"), "may only be specified if `strategy` is defined"))
 	}
 	return errs
 }

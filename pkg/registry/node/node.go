@@ -1,4 +1,6 @@
-// Package node is the registry strategy for core/v1 nodes.
+// Package node is the registry strategy for core/v1 nodes: the machines
+// kubelets register, with their status (conditions, addresses, system
+// info) written through the status subresource.
 package node
 
 import (
@@ -7,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,12 +17,22 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/skiff/skiff/pkg/registry"
+	"github.com/skiff/skiff/pkg/registry/netvalidation"
+)
+
+// Role labels: node-role.kubernetes.io/<role> and the older
+// kubernetes.io/role=<role>.
+const (
+	RoleLabelPrefix = "node-role.kubernetes.io/"
+	LegacyRoleLabel = "kubernetes.io/role"
 )
 
 // NewResource describes the nodes resource.
@@ -58,30 +69,29 @@ func NewResource() *registry.Resource {
 			Row: func(obj runtime.Object, now time.Time) []interface{} {
 				n := obj.(*corev1.Node)
 				info := n.Status.NodeInfo
-				orNone := func(s string) string {
+				unknown := func(s string) string {
 					if s == "" {
-						return "<none>"
+						return "<unknown>"
 					}
 					return s
 				}
 				return []interface{}{n.Name, Status(n), Roles(n), registry.Age(n.CreationTimestamp, now), info.KubeletVersion,
-					orNone(address(n, corev1.NodeInternalIP)), orNone(address(n, corev1.NodeExternalIP)), orNone(info.OSImage), orNone(info.KernelVersion), orNone(info.ContainerRuntimeVersion)}
+					address(n, corev1.NodeInternalIP), address(n, corev1.NodeExternalIP), unknown(info.OSImage), unknown(info.KernelVersion), unknown(info.ContainerRuntimeVersion)}
 			},
 		},
 	}
 }
 
-// Status renders the STATUS column: Ready, NotReady or Unknown, plus
+// Status renders the STATUS column: Ready when the Ready condition is
+// True, NotReady when it is anything else, Unknown without one; then
 // SchedulingDisabled for cordoned nodes.
 func Status(n *corev1.Node) string {
 	status := "Unknown"
 	for _, c := range n.Status.Conditions {
 		if c.Type == corev1.NodeReady {
-			switch c.Status {
-			case corev1.ConditionTrue:
+			status = "NotReady"
+			if c.Status == corev1.ConditionTrue {
 				status = "Ready"
-			case corev1.ConditionFalse:
-				status = "NotReady"
 			}
 		}
 	}
@@ -91,25 +101,27 @@ func Status(n *corev1.Node) string {
 	return status
 }
 
-// Roles renders the ROLES column from node-role.kubernetes.io/<role>
-// labels (and the legacy kubernetes.io/role label).
+// Roles renders the ROLES column: the sorted, distinct roles of the
+// node-role.kubernetes.io/<role> and kubernetes.io/role labels, or
+// "<none>".
 func Roles(n *corev1.Node) string {
-	var roles []string
+	roles := sets.New[string]()
 	for k, v := range n.Labels {
 		switch {
-		case strings.HasPrefix(k, "node-role.kubernetes.io/"):
-			if role := strings.TrimPrefix(k, "node-role.kubernetes.io/"); role != "" {
-				roles = append(roles, role)
+		case strings.HasPrefix(k, RoleLabelPrefix):
+			if role := strings.TrimPrefix(k, RoleLabelPrefix); role != "" {
+				roles.Insert(role)
 			}
-		case k == "kubernetes.io/role" && v != "":
-			roles = append(roles, v)
+		case k == LegacyRoleLabel && v != "":
+			roles.Insert(v)
 		}
 	}
-	if len(roles) == 0 {
+	if roles.Len() == 0 {
 		return "<none>"
 	}
-	sort.Strings(roles)
-	return strings.Join(roles, ",")
+	list := roles.UnsortedList()
+	sort.Strings(list)
+	return strings.Join(list, ",")
 }
 
 func address(n *corev1.Node, t corev1.NodeAddressType) string {
@@ -118,68 +130,104 @@ func address(n *corev1.Node, t corev1.NodeAddressType) string {
 			return a.Address
 		}
 	}
-	return ""
+	return "<none>"
 }
 
 type strategy struct{ registry.DefaultStrategy }
 
-// PrepareForCreate keeps the status a registering kubelet sends.
+// Default implements registry.Strategy: podCIDR and podCIDRs agree, the
+// plural winning, as upstream's conversion makes them.
+func (strategy) Default(obj runtime.Object) {
+	s := &obj.(*corev1.Node).Spec
+	if len(s.PodCIDRs) == 0 && s.PodCIDR != "" {
+		s.PodCIDRs = []string{s.PodCIDR}
+	}
+	if len(s.PodCIDRs) > 0 {
+		s.PodCIDR = s.PodCIDRs[0]
+	}
+}
+
+// PrepareForCreate implements registry.Strategy: the status a registering
+// kubelet sends is kept.
 func (strategy) PrepareForCreate(context.Context, runtime.Object) {}
 
+// PrepareForUpdate implements registry.Strategy: status changes only
+// through nodes/status.
 func (strategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
 	registry.KeepStatus(obj, old)
 }
 
+// Validate implements registry.Strategy.
 func (strategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
-	return validate(obj.(*corev1.Node))
+	return Validate(obj.(*corev1.Node))
 }
 
+// ValidateUpdate implements registry.Strategy: podCIDRs and providerID may
+// only go from unset to set.
 func (strategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
 	n, o := obj.(*corev1.Node), old.(*corev1.Node)
-	errs := validate(n)
-	// A podCIDR, once set, stays.
-	if o.Spec.PodCIDR != "" && n.Spec.PodCIDR != o.Spec.PodCIDR {
-		errs = append(errs, field.Forbidden(field.NewPath("spec", "podCIDR"), "node updates may not change podCIDR except from \"\" to valid"))
+	errs := Validate(n)
+	if len(o.Spec.PodCIDRs) > 0 {
+		changed := len(o.Spec.PodCIDRs) != len(n.Spec.PodCIDRs)
+		for i := 0; !changed && i < len(o.Spec.PodCIDRs); i++ {
+			changed = o.Spec.PodCIDRs[i] != n.Spec.PodCIDRs[i]
+		}
+		if changed {
+			errs = append(errs, field.Forbidden(field.NewPath("spec", "podCIDRs"), `node updates may not change podCIDR except from "" to valid`))
+		}
+	}
+	if o.Spec.ProviderID != "" && o.Spec.ProviderID != n.Spec.ProviderID {
+		errs = append(errs, field.Forbidden(field.NewPath("spec", "providerID"), `node updates may not change providerID except from "" to valid`))
 	}
 	return errs
 }
 
-var effects = []string{string(corev1.TaintEffectNoSchedule), string(corev1.TaintEffectPreferNoSchedule), string(corev1.TaintEffectNoExecute)}
+var effects = []corev1.TaintEffect{corev1.TaintEffectNoSchedule, corev1.TaintEffectPreferNoSchedule, corev1.TaintEffectNoExecute}
 
-func validate(n *corev1.Node) field.ErrorList {
-	spec := field.NewPath("spec")
+// Validate checks a node as upstream's ValidateNode does. Taint errors are
+// reported under metadata.taints, as upstream (historically) reports them.
+func Validate(n *corev1.Node) field.ErrorList {
+	errs := validateTaints(n.Spec.Taints, field.NewPath("metadata", "taints"))
+	cidrs := field.NewPath("spec", "podCIDRs")
+	for i, c := range n.Spec.PodCIDRs {
+		errs = append(errs, netvalidation.CIDR(cidrs.Index(i), c)...)
+	}
+	if len(n.Spec.PodCIDRs) > 1 && (len(n.Spec.PodCIDRs) > 2 || isIPv6CIDR(n.Spec.PodCIDRs[0]) == isIPv6CIDR(n.Spec.PodCIDRs[1])) {
+		errs = append(errs, field.Invalid(cidrs, n.Spec.PodCIDRs, "may specify no more than one CIDR for each IP family"))
+	}
+	return errs
+}
+
+func isIPv6CIDR(c string) bool {
+	ip, _, err := net.ParseCIDR(c)
+	return err == nil && ip.To4() == nil
+}
+
+func validateTaints(taints []corev1.Taint, path *field.Path) field.ErrorList {
 	var errs field.ErrorList
-	cidrs := n.Spec.PodCIDRs
-	if len(cidrs) == 0 && n.Spec.PodCIDR != "" {
-		cidrs = []string{n.Spec.PodCIDR}
-	}
-	for i, c := range cidrs {
-		if _, _, err := net.ParseCIDR(c); err != nil {
-			errs = append(errs, field.Invalid(spec.Child("podCIDRs").Index(i), c, "must be a valid CIDR"))
-		}
-	}
-	seen := map[string]bool{}
-	for i, t := range n.Spec.Taints {
-		p := spec.Child("taints").Index(i)
-		for _, msg := range validation.IsQualifiedName(t.Key) {
-			errs = append(errs, field.Invalid(p.Child("key"), t.Key, msg))
-		}
-		if t.Value != "" {
-			for _, msg := range validation.IsValidLabelValue(t.Value) {
-				errs = append(errs, field.Invalid(p.Child("value"), t.Value, msg))
-			}
+	seen := map[corev1.TaintEffect]sets.Set[string]{}
+	for i, t := range taints {
+		p := path.Index(i)
+		errs = append(errs, metav1validation.ValidateLabelName(t.Key, p.Child("key"))...)
+		if msgs := validation.IsValidLabelValue(t.Value); len(msgs) > 0 {
+			errs = append(errs, field.Invalid(p.Child("value"), t.Value, strings.Join(msgs, ";")))
 		}
 		switch {
 		case t.Effect == "":
 			errs = append(errs, field.Required(p.Child("effect"), ""))
-		case !slices.Contains(effects, string(t.Effect)):
+		case !sets.New(effects...).Has(t.Effect):
 			errs = append(errs, field.NotSupported(p.Child("effect"), t.Effect, effects))
 		}
-		id := t.Key + "=" + string(t.Effect)
-		if seen[id] {
-			errs = append(errs, field.Duplicate(p, fmt.Sprintf("taints must be unique by key and effect pair: %s:%s", t.Key, t.Effect)))
+		if seen[t.Effect].Has(t.Key) {
+			dup := field.Duplicate(p, t)
+			dup.Detail = "taints must be unique by key and effect pair"
+			errs = append(errs, dup)
+			continue
 		}
-		seen[id] = true
+		if seen[t.Effect] == nil {
+			seen[t.Effect] = sets.New[string]()
+		}
+		seen[t.Effect].Insert(t.Key)
 	}
 	return errs
 }

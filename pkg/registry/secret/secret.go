@@ -1,4 +1,6 @@
-// Package secret is the registry strategy for core/v1 secrets.
+// Package secret is the registry strategy for core/v1 secrets: per-type
+// required keys as upstream checks them, the 1 MiB size limit, immutable
+// secrets, and the "type" field selector.
 package secret
 
 import (
@@ -8,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -50,29 +53,33 @@ func NewResource() *registry.Resource {
 
 type strategy struct{ registry.DefaultStrategy }
 
-// Default sets the type and folds the write-only stringData into data.
+// Default implements registry.Strategy: the type defaults to Opaque and
+// the write-only stringData is folded into data (its keys win), as
+// upstream's conversion does.
 func (strategy) Default(obj runtime.Object) {
 	s := obj.(*corev1.Secret)
 	if s.Type == "" {
 		s.Type = corev1.SecretTypeOpaque
 	}
+	if len(s.StringData) > 0 && s.Data == nil {
+		s.Data = make(map[string][]byte, len(s.StringData))
+	}
 	for k, v := range s.StringData {
-		if s.Data == nil {
-			s.Data = map[string][]byte{}
-		}
 		s.Data[k] = []byte(v)
 	}
 	s.StringData = nil
 }
 
+// Validate implements registry.Strategy.
 func (strategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
-	return validate(obj.(*corev1.Secret))
+	return Validate(obj.(*corev1.Secret))
 }
 
+// ValidateUpdate implements registry.Strategy: the type never changes, and
+// the data of an immutable secret neither.
 func (strategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
 	s, o := obj.(*corev1.Secret), old.(*corev1.Secret)
-	errs := validate(s)
-	errs = append(errs, registry.Immutable(s.Type != o.Type, field.NewPath("type"))...)
+	errs := apivalidation.ValidateImmutableField(s.Type, o.Type, field.NewPath("type"))
 	if o.Immutable != nil && *o.Immutable {
 		if s.Immutable == nil || !*s.Immutable {
 			errs = append(errs, field.Forbidden(field.NewPath("immutable"), "field is immutable when `immutable` is set"))
@@ -81,10 +88,12 @@ func (strategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field
 			errs = append(errs, field.Forbidden(field.NewPath("data"), "field is immutable when `immutable` is set"))
 		}
 	}
-	return errs
+	return append(errs, Validate(s)...)
 }
 
-func validate(s *corev1.Secret) field.ErrorList {
+// Validate checks keys, size and the keys the secret's type requires, as
+// upstream's ValidateSecret does.
+func Validate(s *corev1.Secret) field.ErrorList {
 	data := field.NewPath("data")
 	var errs field.ErrorList
 	total := 0
@@ -97,35 +106,42 @@ func validate(s *corev1.Secret) field.ErrorList {
 	if total > MaxSize {
 		errs = append(errs, field.TooLong(data, "", MaxSize))
 	}
-	need := func(key string) {
-		if len(s.Data[key]) == 0 {
+	has := func(key string) bool { _, ok := s.Data[key]; return ok }
+	jsonObject := func(key string) {
+		if !has(key) {
 			errs = append(errs, field.Required(data.Key(key), ""))
+			return
+		}
+		if err := json.Unmarshal(s.Data[key], &map[string]interface{}{}); err != nil {
+			errs = append(errs, field.Invalid(data.Key(key), "<secret contents redacted>", err.Error()))
 		}
 	}
 	switch s.Type {
 	case corev1.SecretTypeServiceAccountToken:
+		// Only the account's name is required; a controller adds the token.
 		if s.Annotations[corev1.ServiceAccountNameKey] == "" {
 			errs = append(errs, field.Required(field.NewPath("metadata", "annotations").Key(corev1.ServiceAccountNameKey), ""))
 		}
 	case corev1.SecretTypeDockercfg:
-		need(corev1.DockerConfigKey)
-		if b := s.Data[corev1.DockerConfigKey]; len(b) > 0 && !json.Valid(b) {
-			errs = append(errs, field.Invalid(data.Key(corev1.DockerConfigKey), "<secret contents redacted>", "invalid JSON"))
-		}
+		jsonObject(corev1.DockerConfigKey)
 	case corev1.SecretTypeDockerConfigJson:
-		need(corev1.DockerConfigJsonKey)
-		if b := s.Data[corev1.DockerConfigJsonKey]; len(b) > 0 && !json.Valid(b) {
-			errs = append(errs, field.Invalid(data.Key(corev1.DockerConfigJsonKey), "<secret contents redacted>", "invalid JSON"))
-		}
+		jsonObject(corev1.DockerConfigJsonKey)
 	case corev1.SecretTypeBasicAuth:
-		if len(s.Data[corev1.BasicAuthUsernameKey]) == 0 && len(s.Data[corev1.BasicAuthPasswordKey]) == 0 {
+		// Either may be empty, but one of them must be there.
+		if !has(corev1.BasicAuthUsernameKey) && !has(corev1.BasicAuthPasswordKey) {
 			errs = append(errs, field.Required(data.Key(corev1.BasicAuthUsernameKey), ""), field.Required(data.Key(corev1.BasicAuthPasswordKey), ""))
 		}
 	case corev1.SecretTypeSSHAuth:
-		need(corev1.SSHAuthPrivateKey)
+		if len(s.Data[corev1.SSHAuthPrivateKey]) == 0 {
+			errs = append(errs, field.Required(data.Key(corev1.SSHAuthPrivateKey), ""))
+		}
 	case corev1.SecretTypeTLS:
-		need(corev1.TLSCertKey)
-		need(corev1.TLSPrivateKeyKey)
+		if !has(corev1.TLSCertKey) {
+			errs = append(errs, field.Required(data.Key(corev1.TLSCertKey), ""))
+		}
+		if !has(corev1.TLSPrivateKeyKey) {
+			errs = append(errs, field.Required(data.Key(corev1.TLSPrivateKeyKey), ""))
+		}
 	}
 	return errs
 }

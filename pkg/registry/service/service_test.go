@@ -30,8 +30,17 @@ func TestAllocation(t *testing.T) {
 	svcs := srv.Client.CoreV1().Services("default")
 
 	k, err := svcs.Get(ctx, "kubernetes", metav1.GetOptions{})
-	if err != nil || k.Spec.ClusterIP != "10.96.0.1" {
-		t.Fatalf("kubernetes service: %v %v", err, k)
+	if err != nil || k.Spec.ClusterIP != "10.96.0.1" || len(k.Spec.Ports) != 1 || k.Spec.Ports[0].Name != "https" || k.Spec.Ports[0].Port != 443 ||
+		k.Spec.Ports[0].TargetPort.IntValue() != srv.Port || k.Spec.Selector != nil {
+		t.Fatalf("kubernetes service: %v %+v", err, k)
+	}
+	ep, err := srv.Client.CoreV1().Endpoints("default").Get(ctx, "kubernetes", metav1.GetOptions{})
+	if err != nil || len(ep.Subsets) != 1 || ep.Subsets[0].Addresses[0].IP != "127.0.0.1" || ep.Subsets[0].Ports[0].Port != int32(srv.Port) {
+		t.Fatalf("kubernetes endpoints: %v %+v", err, ep)
+	}
+	slices, err := srv.Client.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=kubernetes"})
+	if err != nil || len(slices.Items) != 1 || slices.Items[0].Endpoints[0].Addresses[0] != "127.0.0.1" || *slices.Items[0].Ports[0].Port != int32(srv.Port) {
+		t.Fatalf("kubernetes endpointslice: %v %+v", err, slices)
 	}
 	k.ResourceVersion = ""
 	if _, err := svcs.Create(ctx, k, metav1.CreateOptions{}); !apierrors.IsAlreadyExists(err) {
@@ -88,6 +97,27 @@ func TestAllocation(t *testing.T) {
 	headless, err := svcs.Create(ctx, svc("headless", corev1.ServiceTypeClusterIP, corev1.ClusterIPNone, 0), metav1.CreateOptions{})
 	if err != nil || headless.Spec.ClusterIP != corev1.ClusterIPNone {
 		t.Fatalf("headless: %v %+v", err, headless)
+	}
+
+	// To ExternalName releases the IP; back to ClusterIP allocates one.
+	ip := updated.Spec.ClusterIP
+	updated.Spec.Type, updated.Spec.ExternalName = corev1.ServiceTypeExternalName, "db.example.com"
+	if updated, err = svcs.Update(ctx, updated, metav1.UpdateOptions{}); err != nil || updated.Spec.ClusterIP != "" || updated.Spec.ClusterIPs != nil {
+		t.Fatalf("to ExternalName: %v %+v", err, updated)
+	}
+	if _, err := svcs.Create(ctx, svc("ip-reuse", corev1.ServiceTypeClusterIP, ip, 0), metav1.CreateOptions{}); err != nil {
+		t.Fatalf("IP not released by the change to ExternalName: %v", err)
+	}
+	updated.Spec.Type, updated.Spec.ExternalName = corev1.ServiceTypeClusterIP, ""
+	if updated, err = svcs.Update(ctx, updated, metav1.UpdateOptions{}); err != nil || updated.Spec.ClusterIP == "" || updated.Spec.ClusterIP == ip {
+		t.Fatalf("back to ClusterIP: %v %+v", err, updated)
+	}
+
+	// LoadBalancer with the Local policy gets a health check node port.
+	lb := svc("lb", corev1.ServiceTypeLoadBalancer, "", 0)
+	lb.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+	if lb, err = svcs.Create(ctx, lb, metav1.CreateOptions{}); err != nil || lb.Spec.HealthCheckNodePort == 0 || lb.Spec.Ports[0].NodePort == 0 {
+		t.Fatalf("load balancer: %v %+v", err, lb)
 	}
 }
 

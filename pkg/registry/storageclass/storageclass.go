@@ -4,22 +4,34 @@ package storageclass
 
 import (
 	"context"
-	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/ptr"
 
 	"github.com/skiff/skiff/pkg/registry"
 )
 
-// IsDefaultAnnotation marks the default storage class.
-const IsDefaultAnnotation = "storageclass.kubernetes.io/is-default-class"
+// Annotations that mark the default storage class.
+const (
+	IsDefaultAnnotation     = "storageclass.kubernetes.io/is-default-class"
+	BetaIsDefaultAnnotation = "storageclass.beta.kubernetes.io/is-default-class"
+)
+
+// Limits upstream puts on provisioner parameters.
+const (
+	maxParameters    = 512
+	maxParameterSize = 256 << 10
+)
 
 // NewResource describes the storageclasses resource.
 func NewResource() *registry.Resource {
@@ -43,70 +55,97 @@ func NewResource() *registry.Resource {
 			Row: func(obj runtime.Object, now time.Time) []interface{} {
 				sc := obj.(*storagev1.StorageClass)
 				name := sc.Name
-				if sc.Annotations[IsDefaultAnnotation] == "true" {
+				if IsDefault(sc) {
 					name += " (default)"
 				}
-				policy, mode := "Delete", "Immediate"
-				if sc.ReclaimPolicy != nil {
-					policy = string(*sc.ReclaimPolicy)
-				}
-				if sc.VolumeBindingMode != nil {
-					mode = string(*sc.VolumeBindingMode)
-				}
-				expand := sc.AllowVolumeExpansion != nil && *sc.AllowVolumeExpansion
-				return []interface{}{name, sc.Provisioner, policy, mode, expand, registry.Age(sc.CreationTimestamp, now)}
+				policy := ptr.Deref(sc.ReclaimPolicy, corev1.PersistentVolumeReclaimDelete)
+				mode := ptr.Deref(sc.VolumeBindingMode, storagev1.VolumeBindingImmediate)
+				return []interface{}{name, sc.Provisioner, string(policy), string(mode), ptr.Deref(sc.AllowVolumeExpansion, false), registry.Age(sc.CreationTimestamp, now)}
 			},
 		},
 	}
 }
 
+// IsDefault reports whether sc is marked as the default class.
+func IsDefault(sc *storagev1.StorageClass) bool {
+	return sc.Annotations[IsDefaultAnnotation] == "true" || sc.Annotations[BetaIsDefaultAnnotation] == "true"
+}
+
 type strategy struct{ registry.DefaultStrategy }
 
+// Default implements registry.Strategy: reclaim policy Delete, binding
+// mode Immediate.
 func (strategy) Default(obj runtime.Object) {
 	sc := obj.(*storagev1.StorageClass)
 	if sc.ReclaimPolicy == nil {
-		d := corev1.PersistentVolumeReclaimDelete
-		sc.ReclaimPolicy = &d
+		sc.ReclaimPolicy = ptr.To(corev1.PersistentVolumeReclaimDelete)
 	}
 	if sc.VolumeBindingMode == nil {
-		m := storagev1.VolumeBindingImmediate
-		sc.VolumeBindingMode = &m
+		sc.VolumeBindingMode = ptr.To(storagev1.VolumeBindingImmediate)
 	}
 }
 
+// Validate implements registry.Strategy.
 func (strategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
-	return validate(obj.(*storagev1.StorageClass))
+	return Validate(obj.(*storagev1.StorageClass))
 }
 
+// ValidateUpdate implements registry.Strategy: parameters, provisioner,
+// reclaim policy and binding mode are fixed at creation.
 func (strategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
 	sc, o := obj.(*storagev1.StorageClass), old.(*storagev1.StorageClass)
-	errs := validate(sc)
-	errs = append(errs, registry.Immutable(sc.Provisioner != o.Provisioner, field.NewPath("provisioner"))...)
-	errs = append(errs, registry.Immutable(!apiequality.Semantic.DeepEqual(sc.Parameters, o.Parameters), field.NewPath("parameters"))...)
-	errs = append(errs, registry.Immutable(!apiequality.Semantic.DeepEqual(sc.ReclaimPolicy, o.ReclaimPolicy), field.NewPath("reclaimPolicy"))...)
-	errs = append(errs, registry.Immutable(!apiequality.Semantic.DeepEqual(sc.VolumeBindingMode, o.VolumeBindingMode), field.NewPath("volumeBindingMode"))...)
-	return errs
+	var errs field.ErrorList
+	if !apiequality.Semantic.DeepEqual(sc.Parameters, o.Parameters) {
+		errs = append(errs, field.Forbidden(field.NewPath("parameters"), "updates to parameters are forbidden."))
+	}
+	if sc.Provisioner != o.Provisioner {
+		errs = append(errs, field.Forbidden(field.NewPath("provisioner"), "updates to provisioner are forbidden."))
+	}
+	if !apiequality.Semantic.DeepEqual(sc.ReclaimPolicy, o.ReclaimPolicy) {
+		errs = append(errs, field.Forbidden(field.NewPath("reclaimPolicy"), "updates to reclaimPolicy are forbidden."))
+	}
+	errs = append(errs, apivalidation.ValidateImmutableField(sc.VolumeBindingMode, o.VolumeBindingMode, field.NewPath("volumeBindingMode"))...)
+	return append(errs, Validate(sc)...)
 }
 
 var (
-	reclaimPolicies = []string{string(corev1.PersistentVolumeReclaimDelete), string(corev1.PersistentVolumeReclaimRetain)}
-	bindingModes    = []string{string(storagev1.VolumeBindingImmediate), string(storagev1.VolumeBindingWaitForFirstConsumer)}
+	reclaimPolicies = sets.New(corev1.PersistentVolumeReclaimDelete, corev1.PersistentVolumeReclaimRetain)
+	bindingModes    = sets.New(storagev1.VolumeBindingImmediate, storagev1.VolumeBindingWaitForFirstConsumer)
 )
 
-func validate(sc *storagev1.StorageClass) field.ErrorList {
+// Validate checks a storage class as upstream's ValidateStorageClass does.
+func Validate(sc *storagev1.StorageClass) field.ErrorList {
 	var errs field.ErrorList
+	prov := field.NewPath("provisioner")
 	if sc.Provisioner == "" {
-		errs = append(errs, field.Required(field.NewPath("provisioner"), ""))
+		errs = append(errs, field.Required(prov, ""))
 	} else {
-		for _, msg := range validation.IsQualifiedName(sc.Provisioner) {
-			errs = append(errs, field.Invalid(field.NewPath("provisioner"), sc.Provisioner, msg))
+		for _, msg := range validation.IsQualifiedName(strings.ToLower(sc.Provisioner)) {
+			errs = append(errs, field.Invalid(prov, sc.Provisioner, msg))
 		}
 	}
-	if p := sc.ReclaimPolicy; p != nil && !slices.Contains(reclaimPolicies, string(*p)) {
-		errs = append(errs, field.NotSupported(field.NewPath("reclaimPolicy"), *p, reclaimPolicies))
+	params := field.NewPath("parameters")
+	if len(sc.Parameters) > maxParameters {
+		errs = append(errs, field.TooLong(params, "Provisioner Parameters exceeded max allowed", maxParameters))
+	} else {
+		size := 0
+		for k, v := range sc.Parameters {
+			if k == "" {
+				errs = append(errs, field.Invalid(params, k, "field can not be empty."))
+			}
+			size += len(k) + len(v)
+		}
+		if size > maxParameterSize {
+			errs = append(errs, field.TooLong(params, "", maxParameterSize))
+		}
 	}
-	if m := sc.VolumeBindingMode; m != nil && !slices.Contains(bindingModes, string(*m)) {
-		errs = append(errs, field.NotSupported(field.NewPath("volumeBindingMode"), *m, bindingModes))
+	if p := sc.ReclaimPolicy; p != nil && *p != "" && !reclaimPolicies.Has(*p) {
+		errs = append(errs, field.NotSupported(field.NewPath("reclaimPolicy"), *p, sets.List(reclaimPolicies)))
+	}
+	if m := sc.VolumeBindingMode; m == nil {
+		errs = append(errs, field.Required(field.NewPath("volumeBindingMode"), ""))
+	} else if !bindingModes.Has(*m) {
+		errs = append(errs, field.NotSupported(field.NewPath("volumeBindingMode"), *m, sets.List(bindingModes)))
 	}
 	return errs
 }

@@ -92,8 +92,14 @@ func (r *IPRange) At(offset int64) net.IP {
 	return ip
 }
 
-// Key is the reservation key of ip.
-func (r *IPRange) Key(ip string) string { return r.Prefix + ip }
+// Key is the reservation key of ip, in canonical form so that one address
+// has one key however it is written.
+func (r *IPRange) Key(ip string) string {
+	if parsed := net.ParseIP(ip); parsed != nil {
+		ip = parsed.String()
+	}
+	return r.Prefix + ip
+}
 
 // Pick chooses a free address, preferring the dynamic part of the range.
 func (r *IPRange) Pick(ctx context.Context, exists Exists) (net.IP, error) {

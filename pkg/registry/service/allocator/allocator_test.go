@@ -67,3 +67,52 @@ func TestPortRangeCoversWholeRange(t *testing.T) {
 		t.Fatal(r.String())
 	}
 }
+
+func TestIPRangeArithmetic(t *testing.T) {
+	cases := []struct {
+		cidr           string
+		first, last    string
+		outside        []string
+		wantNewRangeOK bool
+	}{
+		{"10.43.0.0/16", "10.43.0.1", "10.43.255.254", []string{"10.43.0.0", "10.43.255.255", "10.44.0.1"}, true},
+		{"fd00:10:96::/112", "fd00:10:96::1", "fd00:10:96::ffff", []string{"fd00:10:96::", "fd00:10:97::1", "10.0.0.1"}, true},
+		{"10.0.0.1/32", "", "", nil, false},
+	}
+	for _, tc := range cases {
+		r, err := NewIPRange(tc.cidr, "/r/", 1)
+		if (err == nil) != tc.wantNewRangeOK {
+			t.Fatalf("%s: %v", tc.cidr, err)
+		}
+		if err != nil {
+			continue
+		}
+		if got := r.At(1).String(); got != tc.first {
+			t.Errorf("%s: first %s, want %s", tc.cidr, got, tc.first)
+		}
+		if got := r.At(r.size).String(); got != tc.last {
+			t.Errorf("%s: last %s, want %s", tc.cidr, got, tc.last)
+		}
+		for _, ip := range []string{tc.first, tc.last} {
+			if !r.Contains(net.ParseIP(ip)) {
+				t.Errorf("%s: %s should be allocatable", tc.cidr, ip)
+			}
+		}
+		for _, ip := range tc.outside {
+			if r.Contains(net.ParseIP(ip)) {
+				t.Errorf("%s: %s should not be allocatable", tc.cidr, ip)
+			}
+		}
+	}
+}
+
+func TestKeysAreCanonical(t *testing.T) {
+	r, _ := NewIPRange("fd00::/112", "/r/", 1)
+	if a, b := r.Key("FD00:0:0:0:0:0:0:5"), r.Key("fd00::5"); a != b || a != "/r/fd00::5" {
+		t.Fatalf("keys %q %q", a, b)
+	}
+	p := NewPortRange(30000, 2768, "/p/", 1)
+	if p.Key(30080) != "/p/30080" || !p.Contains(32767) || p.Contains(32768) || p.Contains(29999) {
+		t.Fatal("port range bounds")
+	}
+}
