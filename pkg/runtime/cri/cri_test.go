@@ -202,7 +202,7 @@ func TestPodLifecycleThroughCRI(t *testing.T) {
 	if got := waitExited(t, f.rt, create("ok", []string{"/bin/sh", "-c", "true"}, 0)); got.ExitCode != 0 || got.Reason != "Completed" {
 		t.Fatalf("completed container: %+v", got)
 	}
-	if got := waitExited(t, f.rt, create("hog", []string{"/bin/dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"}, 16<<20)); got.Reason != "OOMKilled" || got.ExitCode != 137 {
+	if got := waitExited(t, f.rt, create("hog", []string{"/bin/dd", "if=/dev/zero", "of=/dev/null", "bs=160M", "count=1"}, 48<<20)); got.Reason != "OOMKilled" || got.ExitCode != 137 {
 		t.Fatalf("memory hog: exit %d reason %q", got.ExitCode, got.Reason)
 	}
 
