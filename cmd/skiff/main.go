@@ -114,14 +114,15 @@ func agentCmd() *cobra.Command {
 				nodeName = n
 			}
 			dir := filepath.Join(dataDir, "agent")
-			rc, err := agent.Join(ctx, server, token, nodeName, dir, log)
-			if err != nil {
-				return err
-			}
 			if nodeIP == "" {
 				nodeIP = agent.HostIP()
 			}
-			return agent.Run(ctx, agent.Config{DataDir: dir, NodeName: nodeName, NodeIP: nodeIP, RESTConfig: rc, CleanupOnExit: cleanup, Log: log})
+			j, err := agent.Join(ctx, server, token, nodeName, nodeIP, dir, log)
+			if err != nil {
+				return err
+			}
+			return agent.Run(ctx, agent.Config{DataDir: dir, NodeName: nodeName, NodeIP: nodeIP, RESTConfig: j.RESTConfig,
+				ServingCert: j.ServingCert, ClientCAs: j.ClientCAs, CleanupOnExit: cleanup, Log: log})
 		},
 	}
 	f := cmd.Flags()

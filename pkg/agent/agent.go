@@ -6,6 +6,8 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,6 +32,11 @@ import (
 // ControlPlaneLabel marks nodes that run the control plane.
 const ControlPlaneLabel = "node-role.kubernetes.io/control-plane"
 
+// DefaultKubeletPort is where the kubelet serves, unless it is taken (by
+// another cluster's kubelet on this machine), in which case a free port is
+// used and advertised in the Node's status.
+const DefaultKubeletPort = 10250
+
 // Config configures an agent.
 type Config struct {
 	// DataDir is the node's state directory (<data-dir>/agent).
@@ -47,7 +54,11 @@ type Config struct {
 	// CleanupOnExit stops every pod and the container runtime when the
 	// agent stops, leaving nothing behind.
 	CleanupOnExit bool
-	Log           *slog.Logger
+	// ServingCert is the kubelet's HTTPS certificate; ClientCAs verify the
+	// API server calling it.
+	ServingCert tls.Certificate
+	ClientCAs   *x509.CertPool
+	Log         *slog.Logger
 }
 
 // DefaultNodeName is the lower-cased hostname, as upstream defaults it.
@@ -107,15 +118,6 @@ func Run(ctx context.Context, cfg Config) error {
 	if ip := cfg.NodeIP; ip != "" {
 		addrs = append([]corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: ip}}, addrs...)
 	}
-	hb := nodestatus.New(client, nodestatus.Config{
-		NodeName:                cfg.NodeName,
-		Labels:                  labels,
-		Addresses:               addrs,
-		KubeletVersion:          version.Info().GitVersion,
-		ContainerRuntimeVersion: "skiff://" + version.Info().GitVersion,
-		ReadMachine:             func() (machine.Info, error) { return machine.Read(cfg.DataDir) },
-		Log:                     cfg.Log.With("component", "node-status"),
-	})
 	rt, im, err := runtimeClients(ctx, cfg.DataDir, cfg.Log)
 	if err != nil {
 		return err
@@ -124,6 +126,20 @@ func Run(ctx context.Context, cfg Config) error {
 		NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, Client: client, Runtime: rt, Images: im,
 		RootDir: cfg.DataDir, ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
 		Log: cfg.Log.With("component", "kubelet"),
+	})
+	port, err := kl.Serve(ctx, kubelet.ServerConfig{Ports: []int{DefaultKubeletPort, 0}, Cert: cfg.ServingCert, ClientCAs: cfg.ClientCAs})
+	if err != nil {
+		return err
+	}
+	hb := nodestatus.New(client, nodestatus.Config{
+		KubeletPort:             int32(port),
+		NodeName:                cfg.NodeName,
+		Labels:                  labels,
+		Addresses:               addrs,
+		KubeletVersion:          version.Info().GitVersion,
+		ContainerRuntimeVersion: "skiff://" + version.Info().GitVersion,
+		ReadMachine:             func() (machine.Info, error) { return machine.Read(cfg.DataDir) },
+		Log:                     cfg.Log.With("component", "node-status"),
 	})
 	errc := make(chan error, 2)
 	go func() { errc <- hb.Run(ctx) }()

@@ -28,54 +28,68 @@ const (
 )
 
 // credentials are a joined node's files in its data dir.
-type credentials struct{ CA, Cert, Key []byte }
+type credentials struct{ CA, Cert, Key, ServingCert, ServingKey []byte }
 
-// Join returns the API configuration of node name at server, obtaining a
-// node certificate with token on first use and keeping it in dir.
-func Join(ctx context.Context, server, token, name, dir string, log *slog.Logger) (*rest.Config, error) {
+// Joined is what an agent gets from joining.
+type Joined struct {
+	// RESTConfig reaches the API server as the node.
+	RESTConfig *rest.Config
+	// ServingCert is the kubelet's HTTPS certificate, ClientCAs the CA the
+	// API server's client certificate is checked against.
+	ServingCert tls.Certificate
+	ClientCAs   *x509.CertPool
+}
+
+// Join obtains (on first use; later from dir) the credentials of node name
+// at nodeIP from server with token.
+func Join(ctx context.Context, server, token, name, nodeIP, dir string, log *slog.Logger) (*Joined, error) {
 	caHash, secret, err := jointoken.Parse(token)
 	if err != nil {
 		return nil, err
 	}
-	paths := [3]string{filepath.Join(dir, "ca.crt"), filepath.Join(dir, "node.crt"), filepath.Join(dir, "node.key")}
+	paths := [5]string{filepath.Join(dir, "ca.crt"), filepath.Join(dir, "node.crt"), filepath.Join(dir, "node.key"), filepath.Join(dir, "serving.crt"), filepath.Join(dir, "serving.key")}
 	creds, err := loadCredentials(paths)
 	if err != nil {
-		if creds, err = fetchCredentials(ctx, server, caHash, secret, name, log); err != nil {
+		if creds, err = fetchCredentials(ctx, server, caHash, secret, name, nodeIP, log); err != nil {
 			return nil, err
 		}
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, err
 		}
-		for i, data := range [][]byte{creds.CA, creds.Cert, creds.Key} {
+		for i, data := range [][]byte{creds.CA, creds.Cert, creds.Key, creds.ServingCert, creds.ServingKey} {
 			if err := pki.WriteFileAtomic(paths[i], data, 0o600); err != nil {
 				return nil, err
 			}
 		}
 	}
-	return &rest.Config{
-		Host:            server,
-		TLSClientConfig: rest.TLSClientConfig{CAData: creds.CA, CertData: creds.Cert, KeyData: creds.Key},
-		QPS:             50,
-		Burst:           100,
+	serving, err := tls.X509KeyPair(creds.ServingCert, creds.ServingKey)
+	if err != nil {
+		return nil, fmt.Errorf("kubelet serving certificate: %w", err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(creds.CA)
+	return &Joined{
+		RESTConfig: &rest.Config{
+			Host:            server,
+			TLSClientConfig: rest.TLSClientConfig{CAData: creds.CA, CertData: creds.Cert, KeyData: creds.Key},
+			QPS:             50,
+			Burst:           100,
+		},
+		ServingCert: serving,
+		ClientCAs:   pool,
 	}, nil
 }
 
-func loadCredentials(paths [3]string) (credentials, error) {
-	var c credentials
+func loadCredentials(paths [5]string) (credentials, error) {
+	var files [5][]byte
 	for i, p := range paths {
 		b, err := os.ReadFile(p)
 		if err != nil {
-			return c, err
+			return credentials{}, err
 		}
-		switch i {
-		case 0:
-			c.CA = b
-		case 1:
-			c.Cert = b
-		case 2:
-			c.Key = b
-		}
+		files[i] = b
 	}
+	c := credentials{CA: files[0], Cert: files[1], Key: files[2], ServingCert: files[3], ServingKey: files[4]}
 	if _, err := tls.X509KeyPair(c.Cert, c.Key); err != nil {
 		return c, err
 	}
@@ -85,7 +99,7 @@ func loadCredentials(paths [3]string) (credentials, error) {
 // fetchCredentials asks the server for the CA (checked against the
 // token's hash when it has one) and then, trusting only that CA, for a
 // node certificate.
-func fetchCredentials(ctx context.Context, server, caHash, secret, name string, log *slog.Logger) (credentials, error) {
+func fetchCredentials(ctx context.Context, server, caHash, secret, name, nodeIP string, log *slog.Logger) (credentials, error) {
 	ca, err := get(ctx, server+caCertsPath, secret, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}, http.MethodGet)
 	if err != nil {
 		return credentials{}, fmt.Errorf("fetch cluster CA: %w", err)
@@ -100,15 +114,18 @@ func fetchCredentials(ctx context.Context, server, caHash, secret, name string, 
 	if !pool.AppendCertsFromPEM(ca) {
 		return credentials{}, errors.New("server sent no CA certificate")
 	}
-	body, err := get(ctx, server+nodeCredentialsPath+"?node="+url.QueryEscape(name), secret, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, http.MethodPost)
+	body, err := get(ctx, server+nodeCredentialsPath+"?node="+url.QueryEscape(name)+"&ip="+url.QueryEscape(nodeIP), secret, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, http.MethodPost)
 	if err != nil {
 		return credentials{}, fmt.Errorf("obtain node credentials: %w", err)
 	}
-	var c struct{ CA, Cert, Key []byte }
+	var c struct {
+		CA, Cert, Key           []byte
+		ServingCert, ServingKey []byte
+	}
 	if err := json.Unmarshal(body, &c); err != nil {
 		return credentials{}, fmt.Errorf("decode node credentials: %w", err)
 	}
-	return credentials{CA: c.CA, Cert: c.Cert, Key: c.Key}, nil
+	return credentials{CA: c.CA, Cert: c.Cert, Key: c.Key, ServingCert: c.ServingCert, ServingKey: c.ServingKey}, nil
 }
 
 func get(ctx context.Context, u, secret string, tlsConfig *tls.Config, method string) ([]byte, error) {

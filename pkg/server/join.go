@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 	"slices"
 
@@ -26,6 +27,9 @@ type NodeCredentials struct {
 	CA   []byte `json:"ca"`
 	Cert []byte `json:"cert"`
 	Key  []byte `json:"key"`
+	// ServingCert and ServingKey are the kubelet's HTTPS certificate.
+	ServingCert []byte `json:"servingCert"`
+	ServingKey  []byte `json:"servingKey"`
 }
 
 // joinHandlers serve the CA bundle and node client certificates to callers
@@ -69,8 +73,17 @@ func joinHandlers(certs *clusterCerts) map[string]http.Handler {
 				http.Error(w, err.Error(), http.StatusInternalServerError)
 				return
 			}
+			servingSpec := pki.CertSpec{CommonName: "system:node:" + node, Organization: []string{"system:nodes"}, DNSNames: []string{node}, Server: true}
+			if ip := net.ParseIP(r.URL.Query().Get("ip")); ip != nil {
+				servingSpec.IPs = []net.IP{ip}
+			}
+			serving, err := certs.ca.Issue(servingSpec)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
 			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(NodeCredentials{CA: certs.ca.CertPEM, Cert: issued.CertPEM, Key: issued.KeyPEM})
+			_ = json.NewEncoder(w).Encode(NodeCredentials{CA: certs.ca.CertPEM, Cert: issued.CertPEM, Key: issued.KeyPEM, ServingCert: serving.CertPEM, ServingKey: serving.KeyPEM})
 		}),
 	}
 }

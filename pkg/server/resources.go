@@ -16,6 +16,7 @@ import (
 	"github.com/skiff/skiff/pkg/registry"
 	"github.com/skiff/skiff/pkg/registry/configmap"
 	"github.com/skiff/skiff/pkg/registry/namespace"
+	"github.com/skiff/skiff/pkg/registry/pod"
 	"github.com/skiff/skiff/pkg/storage"
 	"github.com/skiff/skiff/pkg/storage/cacher"
 	"github.com/skiff/skiff/pkg/storage/etcd3"
@@ -37,6 +38,8 @@ type builder struct {
 	cfg     Config
 	log     *slog.Logger
 	cachers map[string]*cacher.Cacher
+	// kubelets finds nodes' kubelets for the streaming subresources.
+	kubelets pod.NodeLocator
 	// admission runs on writes to every resource added after it is set.
 	admission []registry.Admitter
 	stores    []*registry.Store
@@ -79,6 +82,16 @@ func (b *builder) storageFor(prefix string, newObject func() runtime.Object) sto
 	return c
 }
 
+// store returns the store of a resource added earlier, or nil.
+func (b *builder) store(group, resource string) *registry.Store {
+	for _, s := range b.stores {
+		if s.Resource.Group == group && s.Resource.Resource == resource {
+			return s
+		}
+	}
+	return nil
+}
+
 // ready reports whether every watch cache has loaded.
 func (b *builder) ready() error {
 	for prefix, c := range b.cachers {
@@ -93,8 +106,13 @@ func (b *builder) ready() error {
 
 // buildStores creates the registry store of every served resource; their
 // watch caches run until ctx ends.
-func buildStores(ctx context.Context, st *etcd3.Store, clk clock.PassiveClock, cfg Config, log *slog.Logger) (*builder, error) {
+func buildStores(ctx context.Context, st *etcd3.Store, clk clock.PassiveClock, cfg Config, log *slog.Logger, certs *clusterCerts) (*builder, error) {
 	b := &builder{ctx: ctx, etcd: st, clock: clk, cfg: cfg, log: log, cachers: map[string]*cacher.Cacher{}}
+	locator, err := newKubeletLocator(func() *registry.Store { return b.store("", "nodes") }, certs)
+	if err != nil {
+		return nil, err
+	}
+	b.kubelets = locator
 	// Namespaces come first: the lifecycle admission of everything else
 	// reads them.
 	nsRes := namespace.NewResource(clk)

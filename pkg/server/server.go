@@ -70,7 +70,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ver version.Info) er
 	go etcd3.RunCompactor(ctx, client, CompactionInterval)
 
 	clk := clock.RealClock{}
-	built, err := buildStores(ctx, store, clk, cfg, log)
+	built, err := buildStores(ctx, store, clk, cfg, log, certs)
 	if err != nil {
 		return err
 	}
@@ -185,7 +185,24 @@ func localAgentConfig(cfg Config, certs *clusterCerts, server string, log *slog.
 	if ip := net.ParseIP(nodeIP); ip == nil || ip.IsLoopback() {
 		nodeIP = agent.HostIP()
 	}
+	names := []string{name, "localhost"}
+	if h, err := os.Hostname(); err == nil {
+		names = append(names, h)
+	}
+	serving, err := certs.ca.LoadOrIssue(filepath.Join(cfg.DataDir, "tls"), "kubelet-"+name, pki.CertSpec{
+		CommonName: "system:node:" + name, Organization: []string{"system:nodes"}, DNSNames: names,
+		IPs: []net.IP{net.ParseIP(nodeIP), net.ParseIP("127.0.0.1")}, Server: true,
+	})
+	if err != nil {
+		return agent.Config{}, fmt.Errorf("kubelet serving certificate: %w", err)
+	}
+	servingPair, err := serving.TLS()
+	if err != nil {
+		return agent.Config{}, err
+	}
 	return agent.Config{
+		ServingCert:   servingPair,
+		ClientCAs:     certs.ca.Pool(),
 		DataDir:       filepath.Join(cfg.DataDir, "agent"),
 		NodeName:      name,
 		NodeIP:        nodeIP,
@@ -213,8 +230,8 @@ func advertiseHost(cfg Config) string {
 }
 
 type clusterCerts struct {
-	ca             *pki.CA
-	serving, admin *pki.Issued
+	ca                            *pki.CA
+	serving, admin, kubeletClient *pki.Issued
 }
 
 func loadCerts(cfg Config) (*clusterCerts, error) {
@@ -242,7 +259,11 @@ func loadCerts(cfg Config) (*clusterCerts, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &clusterCerts{ca: ca, serving: serving, admin: admin}, nil
+	kubeletClient, err := ca.LoadOrIssue(dir, "apiserver-kubelet-client", pki.CertSpec{CommonName: "skiff:apiserver-kubelet-client", Organization: []string{"system:masters"}, Client: true})
+	if err != nil {
+		return nil, err
+	}
+	return &clusterCerts{ca: ca, serving: serving, admin: admin, kubeletClient: kubeletClient}, nil
 }
 
 // loadToken returns the join secret: from --token (bare or in the full

@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httputil"
 	"net/url"
 	"slices"
 	"strconv"
@@ -116,9 +117,16 @@ func validateStatus(_ context.Context, obj, _ runtime.Object) field.ErrorList {
 	return errs
 }
 
+// NodeLocator finds a node's kubelet and the transport that reaches it as
+// the API server.
+type NodeLocator interface {
+	Kubelet(ctx context.Context, node string) (base *url.URL, transport http.RoundTripper, err error)
+}
+
 // Subresources returns pods' binding, eviction and streaming subresources,
-// served through store.
-func Subresources(store *registry.Store, clk clock.PassiveClock) []registry.Subresource {
+// served through store; logs are proxied to the pod's kubelet found by
+// nodes.
+func Subresources(store *registry.Store, clk clock.PassiveClock, nodes NodeLocator) []registry.Subresource {
 	connect := func(name, kind string) registry.Subresource {
 		return registry.Subresource{
 			Name: name, Kind: kind, Verbs: []string{"create", "get"},
@@ -127,8 +135,12 @@ func Subresources(store *registry.Store, clk clock.PassiveClock) []registry.Subr
 			},
 		}
 	}
-	log := connect("log", "Pod")
-	log.Verbs = []string{"get"}
+	log := registry.Subresource{
+		Name: "log", Kind: "Pod", Verbs: []string{"get"},
+		Connect: func(ctx context.Context, ns, name string, opts url.Values) (http.Handler, error) {
+			return logProxy(ctx, store, nodes, ns, name, opts)
+		},
+	}
 	return []registry.Subresource{
 		{
 			Name: "binding", Kind: "Binding", Verbs: []string{"create"},
@@ -225,6 +237,61 @@ func setCondition(s *corev1.PodStatus, c corev1.PodCondition) {
 		}
 	}
 	s.Conditions = append(s.Conditions, c)
+}
+
+// logProxy returns the handler proxying a pod's log request to its
+// kubelet's /containerLogs.
+func logProxy(ctx context.Context, store *registry.Store, nodes NodeLocator, ns, name string, opts url.Values) (http.Handler, error) {
+	obj, err := store.Get(ctx, ns, name, &metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	p := obj.(*corev1.Pod)
+	container := opts.Get("container")
+	if container == "" {
+		if len(p.Spec.Containers) != 1 {
+			var names []string
+			for _, c := range p.Spec.Containers {
+				names = append(names, c.Name)
+			}
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("a container name must be specified for pod %s, choose one of: %v", name, names))
+		}
+		container = p.Spec.Containers[0].Name
+	}
+	if !hasContainer(p, container) {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("container %s is not valid for pod %s", container, name))
+	}
+	if p.Spec.NodeName == "" {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("pod %s does not have a host assigned", name))
+	}
+	base, transport, err := nodes.Kubelet(ctx, p.Spec.NodeName)
+	if err != nil {
+		return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("node %q: %v", p.Spec.NodeName, err))
+	}
+	target := *base
+	target.Path = "/containerLogs/" + ns + "/" + name + "/" + container
+	q := url.Values{}
+	for _, key := range []string{"follow", "previous", "timestamps", "tailLines", "sinceSeconds", "sinceTime", "limitBytes"} {
+		if v := opts.Get(key); v != "" {
+			q.Set(key, v)
+		}
+	}
+	target.RawQuery = q.Encode()
+	return &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.Out.URL = &target
+			r.Out.Host = target.Host
+			r.Out.Header.Del("Authorization")
+		},
+		Transport:     transport,
+		FlushInterval: -1,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			st := apierrors.NewServiceUnavailable(fmt.Sprintf("error reaching the kubelet of node %q: %v", p.Spec.NodeName, err)).ErrStatus
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","message":%q,"reason":"ServiceUnavailable","code":503}`, st.Message)
+		},
+	}, nil
 }
 
 // streamingUnavailable returns the error a streaming subresource gives
