@@ -54,6 +54,9 @@ type Cluster struct {
 	logMu      *sync.Mutex
 }
 
+// NodeName is the name of a test cluster's own node.
+const NodeName = "skiff-node"
+
 // Options adjust a cluster before it starts.
 type Options struct {
 	// ExtraArgs are appended to `skiff server`.
@@ -82,6 +85,9 @@ func StartCluster(t testing.TB, opts Options) *Cluster {
 	c.Args = []string{"server", "--data-dir", c.DataDir, "--https-listen-port", fmt.Sprint(c.Port), "--bind-address", "127.0.0.1"}
 	if !opts.Agent {
 		c.Args = append(c.Args, "--disable-agent")
+	} else {
+		// Tests leave nothing behind: pods, mounts, cgroups, the runtime.
+		c.Args = append(c.Args, "--cleanup-on-exit", "--node-name", NodeName)
 	}
 	c.Args = append(c.Args, opts.ExtraArgs...)
 	c.start()

@@ -1,0 +1,229 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/skiff/skiff/test/e2e/framework"
+)
+
+const busybox = "registry.local/busybox:e2e"
+
+// nodeCluster starts a cluster with its node agent and the busybox image
+// dropped into the node's image directory.
+func nodeCluster(t *testing.T) *framework.Cluster {
+	t.Helper()
+	data := filepath.Join(t.TempDir(), "data")
+	drop := filepath.Join(data, "agent", "images")
+	if err := os.MkdirAll(drop, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	framework.SaveImage(t, framework.BusyboxImage(t), busybox, filepath.Join(drop, "busybox.tar"))
+	c := framework.StartCluster(t, framework.Options{Agent: true, DataDir: data})
+	framework.Eventually(t, 20*time.Second, "node Ready", func() bool {
+		n, err := c.Client().CoreV1().Nodes().Get(context.Background(), framework.NodeName, metav1.GetOptions{})
+		return err == nil && nodeReady(n)
+	})
+	return c
+}
+
+func podYAML(name, image, policy string, extra string, command ...string) string {
+	quoted := make([]string, len(command))
+	for i, c := range command {
+		quoted[i] = fmt.Sprintf("%q", c)
+	}
+	return fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: %s
+spec:
+  nodeName: %s
+  restartPolicy: %s
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: main
+    image: %s
+    imagePullPolicy: IfNotPresent
+    command: [%s]
+%s`, name, framework.NodeName, policy, image, strings.Join(quoted, ", "), extra)
+}
+
+func waitPod(t *testing.T, c *framework.Cluster, name string, timeout time.Duration, what string, ok func(*corev1.Pod) bool) *corev1.Pod {
+	t.Helper()
+	var p *corev1.Pod
+	framework.Eventually(t, timeout, name+" "+what, func() bool {
+		var err error
+		p, err = c.Client().CoreV1().Pods("default").Get(context.Background(), name, metav1.GetOptions{})
+		return err == nil && ok(p)
+	})
+	return p
+}
+
+func running(p *corev1.Pod) bool {
+	return p.Status.Phase == corev1.PodRunning && len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].State.Running != nil
+}
+
+// TestPodsRunAsContainers covers a pod's life on a real node: Running,
+// logs, deletion that leaves no process, mount or cgroup, and the
+// statuses kubectl shows for crashing, completed and OOM-killed pods.
+func TestPodsRunAsContainers(t *testing.T) {
+	c := nodeCluster(t)
+	k := framework.Kubectls(t)[len(framework.Kubectls(t))-1]
+	k.MustIn(t, c, podYAML("web", busybox, "Always", "", "sh", "-c", "echo hello from skiff; while true; do sleep 1; done"), "create", "-f", "-")
+	p := waitPod(t, c, "web", 30*time.Second, "Running", running)
+	out := k.Must(t, c, "get", "pod", "web")
+	if !strings.Contains(out, "1/1") || !strings.Contains(out, "Running") {
+		t.Fatalf("get pod:\n%s", out)
+	}
+	framework.Eventually(t, 10*time.Second, "logs", func() bool {
+		return k.Run(c, "", nil, "logs", "web").Stdout == "hello from skiff\n"
+	})
+	if out := k.Must(t, c, "logs", "web", "--timestamps"); !strings.Contains(out, "Z hello from skiff") {
+		t.Fatalf("logs --timestamps: %q", out)
+	}
+	containerID := strings.TrimPrefix(p.Status.ContainerStatuses[0].ContainerID, "skiff://")
+	uid := string(p.UID)
+	if procs := pgrep(t, "hello from skiff"); procs == "" {
+		t.Fatal("the container's process is not running on the node")
+	}
+
+	// Deleting stops the process and removes rootfs mounts and cgroups.
+	k.Must(t, c, "delete", "pod", "web")
+	if procs := pgrep(t, "hello from skiff"); procs != "" {
+		t.Fatalf("container process survived deletion: %s", procs)
+	}
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mi), containerID) || strings.Contains(string(mi), uid) {
+		t.Fatal("mounts of the deleted pod remain")
+	}
+	if dirs, _ := filepath.Glob("/sys/fs/cgroup/memory/skiff/*/pod" + uid); len(dirs) > 0 {
+		t.Fatalf("cgroups of the deleted pod remain: %v", dirs)
+	}
+
+	// Crash loops back off, growing.
+	k.MustIn(t, c, podYAML("crasher", busybox, "Always", "", "sh", "-c", "echo crash; exit 2"), "create", "-f", "-")
+	waitPod(t, c, "crasher", 30*time.Second, "in CrashLoopBackOff", func(p *corev1.Pod) bool {
+		cs := p.Status.ContainerStatuses
+		return len(cs) == 1 && cs[0].State.Waiting != nil && cs[0].State.Waiting.Reason == "CrashLoopBackOff" && cs[0].RestartCount >= 1 &&
+			cs[0].LastTerminationState.Terminated != nil && cs[0].LastTerminationState.Terminated.ExitCode == 2
+	})
+	p = waitPod(t, c, "crasher", 40*time.Second, "backing off longer", func(p *corev1.Pod) bool {
+		cs := p.Status.ContainerStatuses
+		return len(cs) == 1 && cs[0].RestartCount >= 2 && cs[0].State.Waiting != nil && strings.Contains(cs[0].State.Waiting.Message, "back-off 20s")
+	})
+	if out := k.Must(t, c, "get", "pod", "crasher"); !strings.Contains(out, "CrashLoopBackOff") {
+		t.Fatalf("get crasher:\n%s", out)
+	}
+
+	// restartPolicy Never: Completed; a memory hog: OOMKilled.
+	k.MustIn(t, c, podYAML("job", busybox, "Never", "", "sh", "-c", "echo done"), "create", "-f", "-")
+	hog := "    resources:\n      limits:\n        memory: 48Mi\n"
+	k.MustIn(t, c, podYAML("hog", busybox, "Never", hog, "dd", "if=/dev/zero", "of=/dev/null", "bs=160M", "count=1"), "create", "-f", "-")
+	waitPod(t, c, "job", 30*time.Second, "Succeeded", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
+	p = waitPod(t, c, "hog", 30*time.Second, "Failed", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
+	if term := p.Status.ContainerStatuses[0].State.Terminated; term == nil || term.Reason != "OOMKilled" || term.ExitCode != 137 {
+		t.Fatalf("memory hog: %+v", p.Status.ContainerStatuses[0].State)
+	}
+	out = k.Must(t, c, "get", "pods", "job", "hog")
+	if !strings.Contains(out, "Completed") || !strings.Contains(out, "OOMKilled") {
+		t.Fatalf("get pods:\n%s", out)
+	}
+}
+
+func pgrep(t *testing.T, pattern string) string {
+	t.Helper()
+	out, _ := exec.Command("pgrep", "-f", pattern).Output()
+	return strings.TrimSpace(string(out))
+}
+
+// TestImagePulledFromLocalRegistry runs a pod whose image comes from a
+// registry on 127.0.0.1, over plain HTTP.
+func TestImagePulledFromLocalRegistry(t *testing.T) {
+	c := nodeCluster(t)
+	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer reg.Close()
+	ref := strings.TrimPrefix(reg.URL, "http://") + "/e2e/pulled:v1"
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(r, framework.BusyboxImage(t)); err != nil {
+		t.Fatal(err)
+	}
+	k := framework.Kubectls(t)[0]
+	k.MustIn(t, c, strings.Replace(podYAML("pulled", ref, "Always", "", "sh", "-c", "echo pulled; sleep 1000"), "IfNotPresent", "Always", 1), "create", "-f", "-")
+	p := waitPod(t, c, "pulled", 60*time.Second, "Running", running)
+	if !strings.Contains(p.Status.ContainerStatuses[0].ImageID, "@sha256:") {
+		t.Fatalf("imageID of a pulled image: %q", p.Status.ContainerStatuses[0].ImageID)
+	}
+	out := k.Must(t, c, "describe", "pod", "pulled")
+	if !strings.Contains(out, "Pulling image") || !strings.Contains(out, "Successfully pulled image") {
+		t.Fatalf("describe:\n%s", out)
+	}
+}
+
+// TestAgentRestartKeepsContainers kills the server (and its agent) with
+// SIGKILL; after a restart the pod's container is the same one, never
+// restarted.
+func TestAgentRestartKeepsContainers(t *testing.T) {
+	c := nodeCluster(t)
+	k := framework.Kubectls(t)[0]
+	k.MustIn(t, c, podYAML("survivor", busybox, "Always", "", "sh", "-c", "echo survivor; while true; do sleep 1; done"), "create", "-f", "-")
+	before := waitPod(t, c, "survivor", 30*time.Second, "Running", running)
+	c.Kill()
+	if pgrep(t, "echo survivor") == "" {
+		t.Fatal("killing the agent killed the container")
+	}
+	c.Restart()
+	framework.Eventually(t, 20*time.Second, "node Ready after restart", func() bool {
+		n, err := c.Client().CoreV1().Nodes().Get(context.Background(), framework.NodeName, metav1.GetOptions{})
+		return err == nil && nodeReady(n)
+	})
+	time.Sleep(3 * time.Second) // several syncs of the new kubelet
+	after := waitPod(t, c, "survivor", 10*time.Second, "Running after restart", running)
+	if after.Status.ContainerStatuses[0].ContainerID != before.Status.ContainerStatuses[0].ContainerID || after.Status.ContainerStatuses[0].RestartCount != 0 {
+		t.Fatalf("container restarted: before %s, after %s restarts %d", before.Status.ContainerStatuses[0].ContainerID, after.Status.ContainerStatuses[0].ContainerID, after.Status.ContainerStatuses[0].RestartCount)
+	}
+	if out := k.Must(t, c, "logs", "survivor"); out != "survivor\n" {
+		t.Fatalf("logs after restart: %q", out)
+	}
+}
+
+// TestCleanupOnExitLeavesNothing stops a server started with
+// --cleanup-on-exit and checks no process, mount, cgroup or runtime is
+// left.
+func TestCleanupOnExitLeavesNothing(t *testing.T) {
+	c := nodeCluster(t)
+	k := framework.Kubectls(t)[0]
+	k.MustIn(t, c, podYAML("leftover", busybox, "Always", "", "sh", "-c", "echo leftover-check; while true; do sleep 1; done"), "create", "-f", "-")
+	p := waitPod(t, c, "leftover", 30*time.Second, "Running", running)
+	c.Stop()
+	if procs := pgrep(t, "leftover-check"); procs != "" {
+		t.Fatalf("container process left: %s", procs)
+	}
+	if procs := pgrep(t, "runtime --agent-dir "+c.DataDir); procs != "" {
+		t.Fatalf("runtime process left: %s", procs)
+	}
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mi), c.DataDir) {
+		t.Fatalf("mounts left under %s", c.DataDir)
+	}
+	if dirs, _ := filepath.Glob("/sys/fs/cgroup/*/skiff/*/pod" + string(p.UID)); len(dirs) > 0 {
+		t.Fatalf("cgroups left: %v", dirs)
+	}
+}
