@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -26,6 +27,7 @@ import (
 	"github.com/skiff/skiff/pkg/kubelet/nodestatus"
 	"github.com/skiff/skiff/pkg/machine"
 	"github.com/skiff/skiff/pkg/runtime/images"
+	"github.com/skiff/skiff/pkg/runtime/runc"
 	"github.com/skiff/skiff/pkg/version"
 )
 
@@ -167,7 +169,10 @@ func cleanup(ctx context.Context, rt internalapi.RuntimeService, agentDir string
 	for _, sb := range sbs {
 		errs = append(errs, rt.StopPodSandbox(ctx, sb.Id), rt.RemovePodSandbox(ctx, sb.Id))
 	}
-	errs = append(errs, StopRuntime(agentDir), os.RemoveAll(filepath.Join(agentDir, "runtime")), os.RemoveAll(filepath.Join(agentDir, "pods")))
+	errs = append(errs, StopRuntime(agentDir), os.RemoveAll(filepath.Join(agentDir, "runtime")), os.RemoveAll(filepath.Join(agentDir, "pods")),
+		runc.RemoveCgroup(CgroupRoot(agentDir)))
+	// The shared parent goes when no other node on the machine uses it.
+	_ = runc.RemoveEmptyCgroup(path.Dir(CgroupRoot(agentDir)))
 	return errors.Join(errs...)
 }
 

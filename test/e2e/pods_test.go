@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/skiff/skiff/pkg/agent"
 	"github.com/skiff/skiff/test/e2e/framework"
 )
 
@@ -226,4 +227,12 @@ func TestCleanupOnExitLeavesNothing(t *testing.T) {
 	if dirs, _ := filepath.Glob("/sys/fs/cgroup/*/skiff/*/pod" + string(p.UID)); len(dirs) > 0 {
 		t.Fatalf("cgroups left: %v", dirs)
 	}
+	if dirs, _ := filepath.Glob("/sys/fs/cgroup/*/skiff/" + agentCgroupID(c)); len(dirs) > 0 {
+		t.Fatalf("node cgroup left: %v", dirs)
+	}
+}
+
+// agentCgroupID is the last element of the node's cgroup root.
+func agentCgroupID(c *framework.Cluster) string {
+	return filepath.Base(agent.CgroupRoot(filepath.Join(c.DataDir, "agent")))
 }

@@ -38,3 +38,16 @@ func RemoveCgroup(path string) error {
 	}
 	return errors.Join(errs...)
 }
+
+// RemoveEmptyCgroup removes the cgroup at path from every hierarchy where
+// it has no child cgroups left; a busy one stays.
+func RemoveEmptyCgroup(path string) error {
+	controllers, err := os.ReadDir(CgroupRoot)
+	if err != nil {
+		return err
+	}
+	for _, c := range controllers {
+		_ = os.Remove(filepath.Join(CgroupRoot, c.Name(), path))
+	}
+	return nil
+}
