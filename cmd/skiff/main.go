@@ -86,14 +86,18 @@ func serverCmd() *cobra.Command {
 	f.StringVar(&cfg.DatastoreCertFile, "datastore-certfile", "", "TLS certification file used to secure datastore backend communication")
 	f.StringVar(&cfg.DatastoreKeyFile, "datastore-keyfile", "", "TLS key file used to secure datastore backend communication")
 	f.BoolVar(&cfg.CleanupOnExit, "cleanup-on-exit", false, "On SIGTERM stop every pod and remove everything skiff made on this node")
+	f.StringArrayVar(&cfg.KubeletArgs, "kubelet-arg", nil, kubeletArgHelp)
 	f.BoolVar(&debug, "debug", false, "Turn on debug logs")
 	f.DurationVar(&cfg.WatchBookmarkInterval, "watch-bookmark-interval", 15*time.Second, "How often watches that allow bookmarks receive one")
 	_ = f.MarkHidden("watch-bookmark-interval")
 	return cmd
 }
 
+const kubeletArgHelp = "Customized flag for the kubelet (name=value): image-gc-high-threshold, image-gc-low-threshold, minimum-image-ttl-duration, container-log-max-size, container-log-max-files, container-log-monitor-interval"
+
 func agentCmd() *cobra.Command {
 	var server, token, dataDir, nodeName, nodeIP string
+	var kubeletArgs []string
 	var debug, cleanup bool
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -102,6 +106,10 @@ func agentCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if server == "" || token == "" {
 				return fmt.Errorf("--server and --token are required")
+			}
+			kopts, err := agent.ParseKubeletArgs(kubeletArgs)
+			if err != nil {
+				return err
 			}
 			log := newLogger(debug)
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -122,7 +130,7 @@ func agentCmd() *cobra.Command {
 				return err
 			}
 			return agent.Run(ctx, agent.Config{DataDir: dir, NodeName: nodeName, NodeIP: nodeIP, RESTConfig: j.RESTConfig,
-				ServingCert: j.ServingCert, ClientCAs: j.ClientCAs, CleanupOnExit: cleanup, Log: log})
+				ServingCert: j.ServingCert, ClientCAs: j.ClientCAs, CleanupOnExit: cleanup, Kubelet: &kopts, Log: log})
 		},
 	}
 	f := cmd.Flags()
@@ -132,6 +140,7 @@ func agentCmd() *cobra.Command {
 	f.StringVar(&nodeName, "node-name", "", "Node name (default the hostname)")
 	f.StringVar(&nodeIP, "node-ip", "", "IP address to advertise for the node")
 	f.BoolVar(&cleanup, "cleanup-on-exit", false, "On SIGTERM stop every pod and remove everything skiff made on this node")
+	f.StringArrayVar(&kubeletArgs, "kubelet-arg", nil, kubeletArgHelp)
 	f.BoolVar(&debug, "debug", false, "Turn on debug logs")
 	return cmd
 }

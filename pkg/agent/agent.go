@@ -22,8 +22,13 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	internalapi "k8s.io/cri-api/pkg/apis"
+	"k8s.io/utils/clock"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/skiff/skiff/pkg/kubelet"
+	"github.com/skiff/skiff/pkg/kubelet/imagegc"
+	"github.com/skiff/skiff/pkg/kubelet/logrotate"
 	"github.com/skiff/skiff/pkg/kubelet/nodestatus"
 	"github.com/skiff/skiff/pkg/machine"
 	"github.com/skiff/skiff/pkg/runtime/images"
@@ -60,7 +65,9 @@ type Config struct {
 	// API server calling it.
 	ServingCert tls.Certificate
 	ClientCAs   *x509.CertPool
-	Log         *slog.Logger
+	// Kubelet holds the --kubelet-arg settings; zero means the defaults.
+	Kubelet *KubeletOptions
+	Log     *slog.Logger
 }
 
 // DefaultNodeName is the lower-cased hostname, as upstream defaults it.
@@ -86,6 +93,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
+	}
+	opts := DefaultKubeletOptions()
+	if cfg.Kubelet != nil {
+		opts = *cfg.Kubelet
 	}
 	if cfg.NodeName == "" {
 		name, err := DefaultNodeName()
@@ -143,6 +154,9 @@ func Run(ctx context.Context, cfg Config) error {
 		ReadMachine:             func() (machine.Info, error) { return machine.Read(cfg.DataDir) },
 		Log:                     cfg.Log.With("component", "node-status"),
 	})
+	gc := imagegc.New(opts.ImageGC, rt, im, fsStats(ImageStoreDir(cfg.DataDir)), clock.RealClock{}, cfg.Log.With("component", "image-gc"))
+	go gc.Run(ctx, gcPeriod, func(err error) { kl.NodeEvent(corev1.EventTypeWarning, "ImageGCFailed", err.Error()) })
+	go logrotate.New(opts.Logs, rt, clock.RealClock{}, cfg.Log.With("component", "log-rotation")).Run(ctx, opts.LogMonitorInterval)
 	errc := make(chan error, 2)
 	go func() { errc <- hb.Run(ctx) }()
 	go func() { errc <- kl.Run(ctx) }()
@@ -193,4 +207,15 @@ func HostIP() string {
 		}
 	}
 	return "127.0.0.1"
+}
+
+// fsStats reports the capacity and free bytes of the filesystem holding dir.
+func fsStats(dir string) imagegc.FsStats {
+	return func() (uint64, uint64, error) {
+		var st unix.Statfs_t
+		if err := unix.Statfs(dir, &st); err != nil {
+			return 0, 0, fmt.Errorf("statfs %s: %w", dir, err)
+		}
+		return st.Blocks * uint64(st.Bsize), st.Bavail * uint64(st.Bsize), nil
+	}
 }

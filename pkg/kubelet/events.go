@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
@@ -19,7 +20,22 @@ import (
 func (k *Kubelet) startRecorder(ctx context.Context) {
 	b := record.NewBroadcaster(record.WithContext(ctx))
 	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: k.cfg.Client.CoreV1().Events("")})
-	k.recorder = b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: k.cfg.NodeName})
+	r := b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: k.cfg.NodeName})
+	k.mu.Lock()
+	k.recorder = r
+	k.mu.Unlock()
+}
+
+// NodeEvent records an event about the node itself (image GC, say).
+func (k *Kubelet) NodeEvent(typ, reason, msg string) {
+	k.mu.Lock()
+	r := k.recorder
+	k.mu.Unlock()
+	if r == nil {
+		return
+	}
+	ref := &corev1.ObjectReference{Kind: "Node", Name: k.cfg.NodeName, UID: types.UID(k.cfg.NodeName)}
+	r.Event(ref, typ, reason, msg)
 }
 
 // event records an event about a pod (or one of its containers).

@@ -9,6 +9,8 @@ import (
 	"net"
 	"path/filepath"
 	"time"
+
+	"github.com/skiff/skiff/pkg/agent"
 )
 
 // Config is the configuration of `skiff server`; flag names follow k3s.
@@ -48,6 +50,9 @@ type Config struct {
 	DatastoreCAFile, DatastoreCertFile, DatastoreKeyFile string
 	// CleanupOnExit removes everything the node made on SIGTERM.
 	CleanupOnExit bool
+	// KubeletArgs are k3s's --kubelet-arg values ("name=value") for the
+	// server's own node.
+	KubeletArgs []string
 	// WatchBookmarkInterval is how often watches that allow bookmarks get
 	// one (default 15s); tests shorten it.
 	WatchBookmarkInterval time.Duration
@@ -106,6 +111,9 @@ func (c *Config) validate() error {
 	}
 	if c.ClusterDNS != "" && net.ParseIP(c.ClusterDNS) == nil {
 		errs = append(errs, fmt.Errorf("--cluster-dns %q is not an IP address", c.ClusterDNS))
+	}
+	if _, err := agent.ParseKubeletArgs(c.KubeletArgs); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Server != "" {
 		errs = append(errs, errors.New("--server (joining another server's embedded etcd) is not supported yet; use --datastore-endpoint"))

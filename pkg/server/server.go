@@ -200,7 +200,12 @@ func localAgentConfig(cfg Config, certs *clusterCerts, server string, log *slog.
 	if err != nil {
 		return agent.Config{}, err
 	}
+	kopts, err := agent.ParseKubeletArgs(cfg.KubeletArgs)
+	if err != nil {
+		return agent.Config{}, err
+	}
 	return agent.Config{
+		Kubelet:       &kopts,
 		ServingCert:   servingPair,
 		ClientCAs:     certs.ca.Pool(),
 		DataDir:       filepath.Join(cfg.DataDir, "agent"),

@@ -26,8 +26,8 @@ import (
 const busybox = "registry.local/busybox:e2e"
 
 // nodeCluster starts a cluster with its node agent and the busybox image
-// dropped into the node's image directory.
-func nodeCluster(t *testing.T) *framework.Cluster {
+// dropped into the node's image directory; args go to `skiff server`.
+func nodeCluster(t testing.TB, args ...string) *framework.Cluster {
 	t.Helper()
 	data := filepath.Join(t.TempDir(), "data")
 	drop := filepath.Join(data, "agent", "images")
@@ -35,7 +35,7 @@ func nodeCluster(t *testing.T) *framework.Cluster {
 		t.Fatal(err)
 	}
 	framework.SaveImage(t, framework.BusyboxImage(t), busybox, filepath.Join(drop, "busybox.tar"))
-	c := framework.StartCluster(t, framework.Options{Agent: true, DataDir: data})
+	c := framework.StartCluster(t, framework.Options{Agent: true, DataDir: data, ExtraArgs: args})
 	framework.Eventually(t, 20*time.Second, "node Ready", func() bool {
 		n, err := c.Client().CoreV1().Nodes().Get(context.Background(), framework.NodeName, metav1.GetOptions{})
 		return err == nil && nodeReady(n)
@@ -64,7 +64,7 @@ spec:
 %s`, name, framework.NodeName, policy, image, strings.Join(quoted, ", "), extra)
 }
 
-func waitPod(t *testing.T, c *framework.Cluster, name string, timeout time.Duration, what string, ok func(*corev1.Pod) bool) *corev1.Pod {
+func waitPod(t testing.TB, c *framework.Cluster, name string, timeout time.Duration, what string, ok func(*corev1.Pod) bool) *corev1.Pod {
 	t.Helper()
 	var p *corev1.Pod
 	framework.Eventually(t, timeout, name+" "+what, func() bool {
@@ -146,7 +146,7 @@ func TestPodsRunAsContainers(t *testing.T) {
 	}
 }
 
-func pgrep(t *testing.T, pattern string) string {
+func pgrep(t testing.TB, pattern string) string {
 	t.Helper()
 	out, _ := exec.Command("pgrep", "-f", pattern).Output()
 	return strings.TrimSpace(string(out))

@@ -371,12 +371,16 @@ func (s *Service) StartContainer(ctx context.Context, req *runtimeapi.StartConta
 	s.mu.Lock()
 	rec.State, rec.StartedAt, rec.Pid = stateRunning, s.now(), pid
 	s.exited[rec.ID] = done
+	s.logs[rec.ID] = out
 	s.mu.Unlock()
 	if err := s.saveContainer(rec); err != nil {
 		return nil, err
 	}
 	go func() {
 		st, _ := p.Wait()
+		s.mu.Lock()
+		delete(s.logs, rec.ID)
+		s.mu.Unlock()
 		out.Close()
 		code := runc.ExitCode(st)
 		reason := "Completed"

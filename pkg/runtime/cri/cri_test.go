@@ -184,15 +184,30 @@ func TestPodLifecycleThroughCRI(t *testing.T) {
 	if err != nil || !strings.HasPrefix(string(stdout), "web\n") || !strings.Contains(string(stdout), "nameserver 10.43.0.10") {
 		t.Fatalf("exec: %v %q", err, stdout)
 	}
+	// Log rotation: the kubelet renames the file, output goes on in a
+	// new one after ReopenContainerLog.
+	logPath := filepath.Join(logDir, "app/0.log")
+	if err := os.Rename(logPath, logPath+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.rt.ReopenContainerLog(ctx, app); err != nil {
+		t.Fatal(err)
+	}
 	if err := f.rt.StopContainer(ctx, app, 5); err != nil {
 		t.Fatal(err)
 	}
 	if got := waitExited(t, f.rt, app); got.ExitCode != 0 || got.Reason != "Completed" {
 		t.Fatalf("stopped container: exit %d reason %s", got.ExitCode, got.Reason)
 	}
-	logs, _ := os.ReadFile(filepath.Join(logDir, "app/0.log"))
-	if !strings.Contains(string(logs), " stdout F hi from yes\n") || !strings.Contains(string(logs), " stderr F oops\n") || !strings.Contains(string(logs), " stdout F bye\n") {
-		t.Fatalf("CRI log file:\n%s", logs)
+	rotated, _ := os.ReadFile(logPath + ".1")
+	if !strings.Contains(string(rotated), " stdout F hi from yes\n") || !strings.Contains(string(rotated), " stderr F oops\n") {
+		t.Fatalf("CRI log file:\n%s", rotated)
+	}
+	if logs, _ := os.ReadFile(logPath); !strings.HasSuffix(string(logs), " stdout F bye\n") || strings.Contains(string(logs), "oops") {
+		t.Fatalf("CRI log file after reopening:\n%s", logs)
+	}
+	if err := f.rt.ReopenContainerLog(ctx, app); err == nil {
+		t.Fatal("reopened the log of an exited container")
 	}
 
 	// Exit codes and OOM kills.

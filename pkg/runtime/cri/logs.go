@@ -2,11 +2,17 @@ package cri
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // maxLogLine is the longest line written as one CRI log entry; longer lines
@@ -18,6 +24,7 @@ const maxLogLine = 16 << 10
 //	2016-10-06T00:17:09.669794202Z stdout F the line
 type logWriter struct {
 	mu      sync.Mutex
+	path    string
 	file    *os.File
 	now     func() time.Time
 	streams []*streamWriter
@@ -25,19 +32,44 @@ type logWriter struct {
 
 // newLogWriter opens (appending) the log file; path "" discards output.
 func newLogWriter(path string) (*logWriter, error) {
-	w := &logWriter{now: time.Now}
+	w := &logWriter{now: time.Now, path: path}
 	if path == "" {
 		return w, nil
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	f, err := openLog(path)
 	if err != nil {
 		return nil, err
 	}
 	w.file = f
 	return w, nil
+}
+
+func openLog(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+}
+
+// Reopen closes the log file and opens its path again, so output goes to a
+// new file once the old one was renamed away (log rotation).
+func (w *logWriter) Reopen() error {
+	if w.path == "" {
+		return nil
+	}
+	f, err := openLog(w.path)
+	if err != nil {
+		return fmt.Errorf("reopen log %s: %w", w.path, err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.file == nil {
+		f.Close()
+		return fmt.Errorf("log of an exited container")
+	}
+	old := w.file
+	w.file = f
+	return old.Close()
 }
 
 // Stream returns the writer of one stream ("stdout", "stderr").
@@ -113,4 +145,23 @@ func (s *streamWriter) Write(p []byte) (int, error) {
 		p = p[i+1:]
 	}
 	return n, nil
+}
+
+// ReopenContainerLog implements RuntimeServiceServer: the kubelet renamed
+// the container's log file and asks for output to go to a new one.
+func (s *Service) ReopenContainerLog(ctx context.Context, req *runtimeapi.ReopenContainerLogRequest) (*runtimeapi.ReopenContainerLogResponse, error) {
+	rec, err := s.container(req.GetContainerId())
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	w := s.logs[rec.ID]
+	s.mu.Unlock()
+	if w == nil {
+		return nil, grpcstatus.Errorf(codes.FailedPrecondition, "container %s is not running", rec.ID)
+	}
+	if err := w.Reopen(); err != nil {
+		return nil, err
+	}
+	return &runtimeapi.ReopenContainerLogResponse{}, nil
 }

@@ -60,6 +60,9 @@ type Service struct {
 	containers map[string]*containerRecord
 	// exited is closed when a running container's init process exits.
 	exited map[string]chan struct{}
+	// logs are the log writers of containers whose output this process
+	// holds (started by it, still running).
+	logs map[string]*logWriter
 }
 
 var (
@@ -90,6 +93,7 @@ func New(cfg Config) (*Service, error) {
 		sandboxes:  map[string]*sandboxRecord{},
 		containers: map[string]*containerRecord{},
 		exited:     map[string]chan struct{}{},
+		logs:       map[string]*logWriter{},
 	}
 	sbs, err := loadRecords[sandboxRecord](filepath.Join(cfg.Root, "sandboxes"), "sandbox.json")
 	if err != nil {

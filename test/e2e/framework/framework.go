@@ -147,6 +147,12 @@ func (p *Process) Log() string {
 	return p.log.String()
 }
 
+// Pid is the process's id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Pid is the server process's id.
+func (c *Cluster) Pid() int { return c.cmd.Process.Pid }
+
 // Done is closed when the process exits.
 func (p *Process) Done() <-chan struct{} { return p.done }
 
