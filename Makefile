@@ -16,8 +16,17 @@ DATA_DIR  ?= /var/lib/skiff
 
 all: build
 
+# skiff-runtime (the node's CRI runtime, re-executed for every container)
+# and skiff-agent (a worker node without the control plane) are built
+# first and embedded into skiff, gzipped; see pkg/runtime/bundle.
+BUNDLE := pkg/runtime/bundle
+
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/skiff
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/skiff-runtime ./cmd/skiff-runtime
+	gzip -c -6 bin/skiff-runtime > $(BUNDLE)/skiff-runtime.gz
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/skiff-agent ./cmd/skiff-agent
+	gzip -c -6 bin/skiff-agent > $(BUNDLE)/skiff-agent.gz
+	$(GO) build -trimpath -tags skiffruntime,skiffagent -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/skiff
 
 # Start a single-node cluster in the foreground; kubectl with
 # KUBECONFIG=$(DATA_DIR)/admin.kubeconfig (or `bin/skiff kubectl`) talks to it.
@@ -41,4 +50,4 @@ bench: build
 	hack/bench/run.sh
 
 clean:
-	rm -rf bin
+	rm -rf bin $(BUNDLE)/*.gz

@@ -10,14 +10,14 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/api/resource"
 
-	"github.com/skiff/skiff/pkg/agent"
+	"github.com/skiff/skiff/pkg/runtime/daemon"
 	"github.com/skiff/skiff/pkg/runtime/images"
 )
 
 func imagesCmd() *cobra.Command {
 	var dataDir string
 	open := func() (*images.Store, error) {
-		return images.Open(agent.ImageStoreDir(filepath.Join(dataDir, "agent")))
+		return images.Open(daemon.ImageStoreDir(filepath.Join(dataDir, "agent")))
 	}
 	cmd := &cobra.Command{Use: "images", Short: "Manage the node's image store"}
 	cmd.PersistentFlags().StringVarP(&dataDir, "data-dir", "d", "/var/lib/skiff", "Folder to hold state")

@@ -11,13 +11,17 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 	kubectlcmd "k8s.io/kubectl/pkg/cmd"
 
+	"github.com/skiff/skiff/cmd/internal/agentcmd"
 	"github.com/skiff/skiff/pkg/agent"
+	"github.com/skiff/skiff/pkg/runtime/bundle"
+	"github.com/skiff/skiff/pkg/runtime/daemon"
 	"github.com/skiff/skiff/pkg/runtime/runc"
 	"github.com/skiff/skiff/pkg/server"
 	"github.com/skiff/skiff/pkg/version"
@@ -86,62 +90,10 @@ func serverCmd() *cobra.Command {
 	f.StringVar(&cfg.DatastoreCertFile, "datastore-certfile", "", "TLS certification file used to secure datastore backend communication")
 	f.StringVar(&cfg.DatastoreKeyFile, "datastore-keyfile", "", "TLS key file used to secure datastore backend communication")
 	f.BoolVar(&cfg.CleanupOnExit, "cleanup-on-exit", false, "On SIGTERM stop every pod and remove everything skiff made on this node")
-	f.StringArrayVar(&cfg.KubeletArgs, "kubelet-arg", nil, kubeletArgHelp)
+	f.StringArrayVar(&cfg.KubeletArgs, "kubelet-arg", nil, agentcmd.KubeletArgHelp)
 	f.BoolVar(&debug, "debug", false, "Turn on debug logs")
 	f.DurationVar(&cfg.WatchBookmarkInterval, "watch-bookmark-interval", 15*time.Second, "How often watches that allow bookmarks receive one")
 	_ = f.MarkHidden("watch-bookmark-interval")
-	return cmd
-}
-
-const kubeletArgHelp = "Customized flag for the kubelet (name=value): image-gc-high-threshold, image-gc-low-threshold, minimum-image-ttl-duration, container-log-max-size, container-log-max-files, container-log-monitor-interval"
-
-func agentCmd() *cobra.Command {
-	var server, token, dataDir, nodeName, nodeIP string
-	var kubeletArgs []string
-	var debug, cleanup bool
-	cmd := &cobra.Command{
-		Use:   "agent",
-		Short: "Run a worker node that joins a skiff server",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if server == "" || token == "" {
-				return fmt.Errorf("--server and --token are required")
-			}
-			kopts, err := agent.ParseKubeletArgs(kubeletArgs)
-			if err != nil {
-				return err
-			}
-			log := newLogger(debug)
-			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
-			if nodeName == "" {
-				n, err := agent.DefaultNodeName()
-				if err != nil {
-					return err
-				}
-				nodeName = n
-			}
-			dir := filepath.Join(dataDir, "agent")
-			if nodeIP == "" {
-				nodeIP = agent.HostIP()
-			}
-			j, err := agent.Join(ctx, server, token, nodeName, nodeIP, dir, log)
-			if err != nil {
-				return err
-			}
-			return agent.Run(ctx, agent.Config{DataDir: dir, NodeName: nodeName, NodeIP: nodeIP, RESTConfig: j.RESTConfig,
-				ServingCert: j.ServingCert, ClientCAs: j.ClientCAs, CleanupOnExit: cleanup, Kubelet: &kopts, Log: log})
-		},
-	}
-	f := cmd.Flags()
-	f.StringVarP(&server, "server", "s", "", "Server to connect to (https://host:6443)")
-	f.StringVarP(&token, "token", "t", "", "Token to use for authentication (the server's <data-dir>/token)")
-	f.StringVarP(&dataDir, "data-dir", "d", "/var/lib/skiff", "Folder to hold state")
-	f.StringVar(&nodeName, "node-name", "", "Node name (default the hostname)")
-	f.StringVar(&nodeIP, "node-ip", "", "IP address to advertise for the node")
-	f.BoolVar(&cleanup, "cleanup-on-exit", false, "On SIGTERM stop every pod and remove everything skiff made on this node")
-	f.StringArrayVar(&kubeletArgs, "kubelet-arg", nil, kubeletArgHelp)
-	f.BoolVar(&debug, "debug", false, "Turn on debug logs")
 	return cmd
 }
 
@@ -156,7 +108,7 @@ func runtimeCmd() *cobra.Command {
 		RunE: func(*cobra.Command, []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			return agent.RunRuntime(ctx, agentDir, newLogger(debug))
+			return daemon.Serve(ctx, agentDir, newLogger(debug))
 		},
 	}
 	cmd.Flags().StringVar(&agentDir, "agent-dir", "/var/lib/skiff/agent", "The agent's data dir")
@@ -165,12 +117,30 @@ func runtimeCmd() *cobra.Command {
 }
 
 // newLogger returns the text logger on stderr that commands use.
-func newLogger(debug bool) *slog.Logger {
-	level := slog.LevelInfo
-	if debug {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+func newLogger(debug bool) *slog.Logger { return agentcmd.NewLogger(debug) }
+
+// agentCmd is `skiff agent`. When this build bundles skiff-agent, the
+// process becomes that leaner binary (same flags) once they are valid.
+func agentCmd() *cobra.Command {
+	return agentcmd.Command(func(agentDir string) error {
+		if !bundle.Has(bundle.Agent) {
+			return nil
+		}
+		// skiff-agent does not carry the runtime: it runs the one
+		// installed here.
+		if _, err := bundle.Install(agent.BinDir(agentDir), bundle.Runtime); err != nil {
+			return err
+		}
+		bin, err := bundle.Install(agent.BinDir(agentDir), bundle.Agent)
+		if err != nil {
+			return err
+		}
+		args := os.Args[1:]
+		if i := slices.Index(args, "agent"); i >= 0 {
+			args = args[i+1:]
+		}
+		return syscall.Exec(bin, append([]string{bin}, args...), os.Environ())
+	})
 }
 
 func kubectlCmd() *cobra.Command {

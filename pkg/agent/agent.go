@@ -31,6 +31,7 @@ import (
 	"github.com/skiff/skiff/pkg/kubelet/logrotate"
 	"github.com/skiff/skiff/pkg/kubelet/nodestatus"
 	"github.com/skiff/skiff/pkg/machine"
+	"github.com/skiff/skiff/pkg/runtime/daemon"
 	"github.com/skiff/skiff/pkg/runtime/images"
 	"github.com/skiff/skiff/pkg/runtime/runc"
 	"github.com/skiff/skiff/pkg/version"
@@ -79,9 +80,6 @@ func DefaultNodeName() (string, error) {
 	return strings.ToLower(h), nil
 }
 
-// ImageStoreDir is where an agent keeps its images, under its data dir.
-func ImageStoreDir(agentDir string) string { return filepath.Join(agentDir, "imagestore") }
-
 // ImagesDropDir is the directory whose tarballs the agent imports at start,
 // as k3s does with <data-dir>/agent/images.
 func ImagesDropDir(agentDir string) string { return filepath.Join(agentDir, "images") }
@@ -108,7 +106,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("agent data dir: %w", err)
 	}
-	store, err := images.Open(ImageStoreDir(cfg.DataDir))
+	store, err := images.Open(daemon.ImageStoreDir(cfg.DataDir))
 	if err != nil {
 		return err
 	}
@@ -154,7 +152,7 @@ func Run(ctx context.Context, cfg Config) error {
 		ReadMachine:             func() (machine.Info, error) { return machine.Read(cfg.DataDir) },
 		Log:                     cfg.Log.With("component", "node-status"),
 	})
-	gc := imagegc.New(opts.ImageGC, rt, im, fsStats(ImageStoreDir(cfg.DataDir)), clock.RealClock{}, cfg.Log.With("component", "image-gc"))
+	gc := imagegc.New(opts.ImageGC, rt, im, fsStats(daemon.ImageStoreDir(cfg.DataDir)), clock.RealClock{}, cfg.Log.With("component", "image-gc"))
 	go gc.Run(ctx, gcPeriod, func(err error) { kl.NodeEvent(corev1.EventTypeWarning, "ImageGCFailed", err.Error()) })
 	go logrotate.New(opts.Logs, rt, clock.RealClock{}, cfg.Log.With("component", "log-rotation")).Run(ctx, opts.LogMonitorInterval)
 	errc := make(chan error, 2)
@@ -183,10 +181,10 @@ func cleanup(ctx context.Context, rt internalapi.RuntimeService, agentDir string
 	for _, sb := range sbs {
 		errs = append(errs, rt.StopPodSandbox(ctx, sb.Id), rt.RemovePodSandbox(ctx, sb.Id))
 	}
-	errs = append(errs, StopRuntime(agentDir), os.RemoveAll(filepath.Join(agentDir, "runtime")), os.RemoveAll(filepath.Join(agentDir, "pods")),
-		runc.RemoveCgroup(CgroupRoot(agentDir)))
+	errs = append(errs, daemon.Stop(agentDir), os.RemoveAll(filepath.Join(agentDir, "runtime")), os.RemoveAll(filepath.Join(agentDir, "pods")),
+		runc.RemoveCgroup(daemon.CgroupRoot(agentDir)))
 	// The shared parent goes when no other node on the machine uses it.
-	_ = runc.RemoveEmptyCgroup(path.Dir(CgroupRoot(agentDir)))
+	_ = runc.RemoveEmptyCgroup(path.Dir(daemon.CgroupRoot(agentDir)))
 	return errors.Join(errs...)
 }
 

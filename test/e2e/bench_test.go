@@ -39,9 +39,19 @@ func BenchmarkPodStartup(b *testing.B) {
 	for range b.N {
 		seq := startPods(b, c, "seq", pods, 1)
 		deletePods(b, c)
+		rt := runtimePid(b, filepath.Join(c.DataDir, "agent"))
+		srv0, rt0 := cpuSeconds(b, c.Pid()), cpuSeconds(b, rt)
 		t0 := time.Now()
 		burst := startPods(b, c, "burst", pods, pods)
 		all := time.Since(t0)
+		b.ReportMetric(cpuSeconds(b, c.Pid())-srv0, "burst-server-cpu-s")
+		b.ReportMetric(cpuSeconds(b, rt)-rt0, "burst-runtime-cpu-s")
+		// What 100 idle pods cost the node, per second.
+		time.Sleep(2 * time.Second)
+		srv0, rt0 = cpuSeconds(b, c.Pid()), cpuSeconds(b, rt)
+		time.Sleep(10 * time.Second)
+		b.ReportMetric((cpuSeconds(b, c.Pid())-srv0)/10, "idle-100-server-cpu")
+		b.ReportMetric((cpuSeconds(b, rt)-rt0)/10, "idle-100-runtime-cpu")
 		deletePods(b, c)
 		b.ReportMetric(ms(pct(seq, 0.5)), "seq-p50-ms")
 		b.ReportMetric(ms(pct(seq, 0.99)), "seq-p99-ms")
@@ -184,7 +194,7 @@ func BenchmarkAgentIdleRSS(b *testing.B) {
 
 func runtimePid(b testing.TB, agentDir string) int {
 	b.Helper()
-	out := pgrep(b, "runtime --agent-dir "+agentDir)
+	out := pgrep(b, "--agent-dir "+agentDir)
 	pid, err := strconv.Atoi(strings.Fields(out + " x")[0])
 	if err != nil {
 		b.Fatalf("runtime process of %s: %q", agentDir, out)
@@ -215,3 +225,20 @@ func pct(d []time.Duration, p float64) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// cpuSeconds is the CPU time (user and system) a process and its reaped
+// children used so far.
+func cpuSeconds(b testing.TB, pid int) float64 {
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Fields after the command name, which ends with the last ')'.
+	f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+2:]))
+	var ticks float64
+	for _, i := range []int{11, 12, 13, 14} { // utime stime cutime cstime
+		v, _ := strconv.ParseFloat(f[i], 64)
+		ticks += v
+	}
+	return ticks / 100 // USER_HZ
+}

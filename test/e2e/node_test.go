@@ -46,7 +46,7 @@ func TestNodesRegisterAndJoin(t *testing.T) {
 
 	token := c.Token(t)
 	dir := t.TempDir()
-	framework.StartProcess(t, "agent", "--server", c.URL(), "--token", token, "--data-dir", dir, "--node-name", "worker-1")
+	framework.StartProcess(t, "agent", "--server", c.URL(), "--token", token, "--data-dir", dir, "--node-name", "worker-1", "--cleanup-on-exit")
 	framework.Eventually(t, 10*time.Second, "worker Ready", func() bool {
 		n, err := cs.CoreV1().Nodes().Get(ctx, "worker-1", metav1.GetOptions{})
 		return err == nil && nodeReady(n) && n.Labels["node-role.kubernetes.io/control-plane"] == ""

@@ -19,7 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/skiff/skiff/pkg/agent"
+	"github.com/skiff/skiff/pkg/runtime/daemon"
 	"github.com/skiff/skiff/test/e2e/framework"
 )
 
@@ -135,7 +135,16 @@ func TestPodsRunAsContainers(t *testing.T) {
 	k.MustIn(t, c, podYAML("job", busybox, "Never", "", "sh", "-c", "echo done"), "create", "-f", "-")
 	hog := "    resources:\n      limits:\n        memory: 48Mi\n"
 	k.MustIn(t, c, podYAML("hog", busybox, "Never", hog, "dd", "if=/dev/zero", "of=/dev/null", "bs=160M", "count=1"), "create", "-f", "-")
+	// A small memory limit is enough: the container's init is the lean
+	// skiff-runtime binary, not skiff.
+	tiny := "    resources:\n      limits:\n        memory: 6Mi\n"
+	k.MustIn(t, c, podYAML("tiny", busybox, "Never", tiny, "sh", "-c", "echo small"), "create", "-f", "-")
 	waitPod(t, c, "job", 30*time.Second, "Succeeded", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
+	if p := waitPod(t, c, "tiny", 30*time.Second, "finished", func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
+	}); p.Status.Phase != corev1.PodSucceeded {
+		t.Fatalf("pod with a 6Mi memory limit: %+v", p.Status.ContainerStatuses)
+	}
 	p = waitPod(t, c, "hog", 30*time.Second, "Failed", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
 	if term := p.Status.ContainerStatuses[0].State.Terminated; term == nil || term.Reason != "OOMKilled" || term.ExitCode != 137 {
 		t.Fatalf("memory hog: %+v", p.Status.ContainerStatuses[0].State)
@@ -148,7 +157,7 @@ func TestPodsRunAsContainers(t *testing.T) {
 
 func pgrep(t testing.TB, pattern string) string {
 	t.Helper()
-	out, _ := exec.Command("pgrep", "-f", pattern).Output()
+	out, _ := exec.Command("pgrep", "-f", "--", pattern).Output()
 	return strings.TrimSpace(string(out))
 }
 
@@ -217,7 +226,7 @@ func TestCleanupOnExitLeavesNothing(t *testing.T) {
 	if procs := pgrep(t, "leftover-check"); procs != "" {
 		t.Fatalf("container process left: %s", procs)
 	}
-	if procs := pgrep(t, "runtime --agent-dir "+c.DataDir); procs != "" {
+	if procs := pgrep(t, "--agent-dir "+c.DataDir); procs != "" {
 		t.Fatalf("runtime process left: %s", procs)
 	}
 	mi, _ := os.ReadFile("/proc/self/mountinfo")
@@ -234,5 +243,5 @@ func TestCleanupOnExitLeavesNothing(t *testing.T) {
 
 // agentCgroupID is the last element of the node's cgroup root.
 func agentCgroupID(c *framework.Cluster) string {
-	return filepath.Base(agent.CgroupRoot(filepath.Join(c.DataDir, "agent")))
+	return filepath.Base(daemon.CgroupRoot(filepath.Join(c.DataDir, "agent")))
 }
