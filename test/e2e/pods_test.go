@@ -245,3 +245,40 @@ func TestCleanupOnExitLeavesNothing(t *testing.T) {
 func agentCgroupID(c *framework.Cluster) string {
 	return filepath.Base(daemon.CgroupRoot(filepath.Join(c.DataDir, "agent")))
 }
+
+// TestHTTPServerPodFromTarball runs the static Go test server, imported
+// from a `docker save` tarball into the running node, beside a busybox
+// container that reaches it over the pod's shared loopback.
+func TestHTTPServerPodFromTarball(t *testing.T) {
+	c := nodeCluster(t)
+	tarPath := filepath.Join(t.TempDir(), "testserver.tar")
+	framework.SaveImage(t, framework.TestServerImage(t), "registry.local/e2e/testserver:v1", tarPath)
+	skiff(t, "images", "import", "--data-dir", c.DataDir, tarPath)
+	k := framework.Kubectls(t)[len(framework.Kubectls(t))-1]
+	k.MustIn(t, c, `apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+spec:
+  nodeName: `+framework.NodeName+`
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: server
+    image: registry.local/e2e/testserver:v1
+    imagePullPolicy: Never
+  - name: client
+    image: `+busybox+`
+    imagePullPolicy: Never
+    command: ["sh", "-c", "until wget -qO- http://127.0.0.1:8080/; do sleep 0.2; done; sleep 3600"]
+`, "create", "-f", "-")
+	waitPod(t, c, "web", 30*time.Second, "Running", func(p *corev1.Pod) bool { return allRunning(p) })
+	if out := k.Must(t, c, "get", "pod", "web"); !strings.Contains(out, "2/2") || !strings.Contains(out, "Running") {
+		t.Fatalf("get pod:\n%s", out)
+	}
+	framework.Eventually(t, 10*time.Second, "the client got the server's answer", func() bool {
+		return k.Run(c, "", nil, "logs", "web", "-c", "client").Stdout == "hello from web\n"
+	})
+	if out := k.Must(t, c, "logs", "web", "-c", "server"); !strings.Contains(out, "serving on :8080") || !strings.Contains(out, "GET /") {
+		t.Fatalf("server logs:\n%s", out)
+	}
+}

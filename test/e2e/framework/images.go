@@ -3,8 +3,13 @@ package framework
 import (
 	"archive/tar"
 	"bytes"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -127,4 +132,39 @@ func BusyboxImage(t testing.TB) v1.Image {
 		t.Fatal(err)
 	}
 	return img
+}
+
+var testServer struct {
+	once sync.Once
+	bin  []byte
+	err  error
+}
+
+// TestServerImage builds test/images/testserver as a static binary (once
+// per test process) and returns an image running it on port 8080.
+func TestServerImage(t testing.TB) v1.Image {
+	t.Helper()
+	testServer.once.Do(func() {
+		dir, err := os.MkdirTemp("", "skiff-testserver-")
+		if err != nil {
+			testServer.err = err
+			return
+		}
+		defer os.RemoveAll(dir)
+		out := filepath.Join(dir, "testserver")
+		_, self, _, _ := runtime.Caller(0)
+		src := filepath.Join(filepath.Dir(self), "..", "..", "images", "testserver")
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, ".")
+		cmd.Dir = src
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			testServer.err = fmt.Errorf("go build testserver: %v\n%s", err, b)
+			return
+		}
+		testServer.bin, testServer.err = os.ReadFile(out)
+	})
+	if testServer.err != nil {
+		t.Fatal(testServer.err)
+	}
+	return BuildImage(t, []string{"/testserver"}, ImageFile{Path: "testserver", Data: testServer.bin, Mode: 0o755})
 }

@@ -1,0 +1,46 @@
+// Command testserver is the HTTP server the end-to-end tests run in
+// containers (built static, packed into an image by the test framework):
+//
+//	/          "hello from <hostname>"
+//	/hostname  the hostname
+//	/healthz   200 "ok" (for probes)
+//	/env?name= an environment variable
+//	/exit?code= exits with the code (for restart tests)
+//
+// It listens on $PORT (default 8080) and logs each request to stdout.
+package main
+
+import (
+	"fmt"
+	"log"
+	"net/http"
+	"os"
+	"strconv"
+)
+
+func main() {
+	host, _ := os.Hostname()
+	port := os.Getenv("PORT")
+	if port == "" {
+		port = "8080"
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello from %s\n", host)
+	})
+	mux.HandleFunc("/hostname", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, host) })
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") })
+	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, os.Getenv(r.URL.Query().Get("name"))) })
+	mux.HandleFunc("/exit", func(w http.ResponseWriter, r *http.Request) {
+		code, _ := strconv.Atoi(r.URL.Query().Get("code"))
+		log.Printf("exiting with %d", code)
+		os.Exit(code)
+	})
+	logged := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		log.Printf("%s %s", r.Method, r.URL)
+		mux.ServeHTTP(w, r)
+	})
+	log.SetOutput(os.Stdout)
+	log.Printf("serving on :%s", port)
+	log.Fatal(http.ListenAndServe(":"+port, logged))
+}
