@@ -131,6 +131,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	rt, im, err := runtimeClients(ctx, cfg.DataDir, cfg.Log)
 	if err != nil {
+		if cfg.CleanupOnExit {
+			// Stopped while the runtime was starting: it goes too.
+			_ = daemon.Stop(cfg.DataDir)
+		}
 		return err
 	}
 	kl := kubelet.New(kubelet.Config{

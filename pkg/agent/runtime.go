@@ -30,6 +30,9 @@ func runtimeClients(ctx context.Context, agentDir string, log *slog.Logger) (int
 		}
 		deadline := time.Now().Add(15 * time.Second)
 		for !runtimeAnswers(ctx, endpoint) {
+			if ctx.Err() != nil {
+				return nil, nil, ctx.Err()
+			}
 			if time.Now().After(deadline) {
 				return nil, nil, fmt.Errorf("container runtime did not start; see %s", daemon.LogFile(agentDir))
 			}

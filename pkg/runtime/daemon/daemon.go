@@ -78,6 +78,11 @@ func Start(agentDir string, argv []string, log *slog.Logger) error {
 		return fmt.Errorf("start container runtime: %w", err)
 	}
 	log.Info("started container runtime", "pid", cmd.Process.Pid, "binary", argv[0])
+	// Written here too (the runtime writes it once serving), so that Stop
+	// finds a runtime that is still starting.
+	if err := os.WriteFile(pidFile(agentDir), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600); err != nil {
+		return err
+	}
 	return cmd.Process.Release()
 }
 
