@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"syscall"
 	"time"
@@ -68,6 +69,7 @@ func serverCmd() *cobra.Command {
 			log := newLogger(debug)
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			defer profileCPU()()
 			return server.Run(ctx, cfg, log, version.Info())
 		},
 	}
@@ -181,4 +183,22 @@ func versionCmd() *cobra.Command {
 			fmt.Printf("skiff version %s (%s)\ngo version %s\n", v.GitVersion, v.GitCommit, v.GoVersion)
 		},
 	}
+}
+
+// profileCPU writes a CPU profile to $SKIFF_CPUPROFILE until the returned
+// function is called (for hack/bench investigations).
+func profileCPU() func() {
+	path := os.Getenv("SKIFF_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return func() {}
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
 }

@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -39,7 +40,7 @@ type Config struct {
 	Client kubernetes.Interface
 	// SchedulerName defaults to "default-scheduler".
 	SchedulerName string
-	// BindWorkers is how many bindings may be in flight (default 16).
+	// BindWorkers is how many bindings may be in flight (default 64).
 	BindWorkers int
 	Clock       clock.WithTicker
 	// Rand breaks ties between equally scored nodes; seeded randomly when
@@ -64,6 +65,8 @@ type Scheduler struct {
 	// sampling does not favour the first nodes.
 	nextStart int
 	binds     chan bindJob
+	// scheduled counts pods bound by this scheduler.
+	scheduled atomic.Int64
 }
 
 type bindJob struct {
@@ -77,7 +80,7 @@ func New(cfg Config) *Scheduler {
 		cfg.SchedulerName = DefaultSchedulerName
 	}
 	if cfg.BindWorkers == 0 {
-		cfg.BindWorkers = 16
+		cfg.BindWorkers = 128
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
@@ -256,6 +259,9 @@ func (s *Scheduler) findNode(ctx context.Context, pi *framework.PodInfo, snap fr
 	total := make([]int64, len(feasible))
 	raw := make([]int64, len(feasible))
 	for _, w := range s.scores {
+		if sk, ok := w.Plugin.(framework.ScoreSkipper); ok && sk.SkipScore(state, pi) {
+			continue
+		}
 		for i, ni := range feasible {
 			raw[i] = w.Plugin.Score(ctx, state, pi, ni)
 		}
@@ -361,8 +367,12 @@ func (s *Scheduler) bind(ctx context.Context, j bindJob) {
 		return
 	}
 	s.queue.Done(pod.UID)
+	s.scheduled.Add(1)
 	s.recorder.Eventf(pod, corev1.EventTypeNormal, "Scheduled", "Successfully assigned %s/%s to %s", pod.Namespace, pod.Name, j.node)
 }
+
+// Scheduled reports how many pods this scheduler has bound.
+func (s *Scheduler) Scheduled() int64 { return s.scheduled.Load() }
 
 // Pending reports the queue's sizes (active, backing off, unschedulable).
 func (s *Scheduler) Pending() (int, int, int) { return s.queue.Len() }

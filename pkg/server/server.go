@@ -84,7 +84,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ver version.Info) er
 	handler, err := apiserver.New(apiserver.Config{
 		Stores: stores,
 		Authenticator: auth.Union{
-			auth.ClientCert{Roots: certs.ca.Pool()},
+			auth.NewClientCert(certs.ca.Pool()),
 			auth.Tokens{token: &auth.User{Name: "skiff:node-join", Groups: []string{joinGroup, "system:authenticated"}}},
 		},
 		Version:         ver,

@@ -4,10 +4,14 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/x509"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // User is an authenticated caller.
@@ -50,21 +54,54 @@ func (u Union) AuthenticateRequest(r *http.Request) (*User, bool, error) {
 // the common name is the user, organizations are the groups.
 type ClientCert struct {
 	Roots *x509.CertPool
+	// verified caches chains already verified (a signature check costs
+	// more than the rest of a small request), keyed by the certificate
+	// chain's hash. It is bounded; see maxVerified.
+	verified sync.Map
+	size     atomic.Int64
 }
 
+// maxVerified bounds the verification cache; when full it starts over.
+const maxVerified = 4096
+
+// NewClientCert returns a ClientCert authenticator for roots.
+func NewClientCert(roots *x509.CertPool) *ClientCert { return &ClientCert{Roots: roots} }
+
 // AuthenticateRequest implements Authenticator.
-func (c ClientCert) AuthenticateRequest(r *http.Request) (*User, bool, error) {
+func (c *ClientCert) AuthenticateRequest(r *http.Request) (*User, bool, error) {
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 		return nil, false, nil
 	}
 	leaf := r.TLS.PeerCertificates[0]
-	inter := x509.NewCertPool()
-	for _, c := range r.TLS.PeerCertificates[1:] {
-		inter.AddCert(c)
+	now := time.Now()
+	h := sha256.New()
+	for _, cert := range r.TLS.PeerCertificates {
+		h.Write(cert.Raw)
 	}
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: c.Roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+	key := string(h.Sum(nil))
+	if v, ok := c.verified.Load(key); ok && now.Before(v.(time.Time)) {
+		return &User{Name: leaf.Subject.CommonName, Groups: leaf.Subject.Organization}, true, nil
+	}
+	inter := x509.NewCertPool()
+	for _, cert := range r.TLS.PeerCertificates[1:] {
+		inter.AddCert(cert)
+	}
+	chains, err := leaf.Verify(x509.VerifyOptions{Roots: c.Roots, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	if err != nil {
 		return nil, false, nil
 	}
+	// Valid until the first certificate of the chain expires.
+	until := leaf.NotAfter
+	for _, cert := range chains[0] {
+		if cert.NotAfter.Before(until) {
+			until = cert.NotAfter
+		}
+	}
+	if c.size.Add(1) > maxVerified {
+		c.verified.Clear()
+		c.size.Store(1)
+	}
+	c.verified.Store(key, until)
 	return &User{Name: leaf.Subject.CommonName, Groups: leaf.Subject.Organization}, true, nil
 }
 

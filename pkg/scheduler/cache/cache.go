@@ -30,6 +30,9 @@ type Cache struct {
 	dirty    bool
 	pods     map[types.UID]*podState
 	nsLabels map[string]labels.Set
+	// withAffinity and withAntiAffinity count pods with any affinity term
+	// and with required anti-affinity.
+	withAffinity, withAntiAffinity int
 }
 
 type podState struct {
@@ -145,6 +148,7 @@ func (c *Cache) addLocked(pi *framework.PodInfo, node string, assumed bool) {
 	}
 	ni.AddPod(pi)
 	c.pods[pi.Pod.UID] = &podState{info: pi, node: node, assumed: assumed}
+	c.count(pi, 1)
 }
 
 func (c *Cache) removeLocked(uid types.UID) {
@@ -153,11 +157,21 @@ func (c *Cache) removeLocked(uid types.UID) {
 		return
 	}
 	delete(c.pods, uid)
+	c.count(ps.info, -1)
 	if ni, ok := c.nodes[ps.node]; ok {
 		ni.RemovePod(uid)
 		if ni.Node == nil && len(ni.Pods) == 0 {
 			delete(c.nodes, ps.node)
 		}
+	}
+}
+
+func (c *Cache) count(pi *framework.PodInfo, d int) {
+	if pi.HasAffinity() {
+		c.withAffinity += d
+	}
+	if len(pi.RequiredAntiAffinity) > 0 {
+		c.withAntiAffinity += d
 	}
 }
 
@@ -204,3 +218,7 @@ func (s snapshot) Get(name string) *framework.NodeInfo {
 }
 
 func (s snapshot) NamespaceLabels(ns string) labels.Set { return s.c.nsLabels[ns] }
+
+func (s snapshot) PodsWithAffinity() int { return s.c.withAffinity }
+
+func (s snapshot) PodsWithRequiredAntiAffinity() int { return s.c.withAntiAffinity }

@@ -342,20 +342,33 @@ func NewStatus(code Code, reasons ...string) *Status { return &Status{Code: code
 // IsSuccess reports whether s is a success.
 func (s *Status) IsSuccess() bool { return s == nil || s.Code == Success }
 
+// StateKey names a plugin's slot in the CycleState.
+type StateKey int
+
+// The plugins' state slots.
+const (
+	NodeAffinityState StateKey = iota
+	VolumeBindingState
+	InterPodAffinityState
+	PodTopologySpreadState
+	ImageLocalityState
+	numStateKeys
+)
+
 // CycleState carries what PreFilter/PreScore computed for one pod through
-// the cycle, keyed by plugin.
+// the cycle (read for every node, so a slice rather than a map).
 type CycleState struct {
-	data map[string]any
+	data [numStateKeys]any
 }
 
 // NewCycleState returns an empty CycleState.
-func NewCycleState() *CycleState { return &CycleState{data: map[string]any{}} }
+func NewCycleState() *CycleState { return &CycleState{} }
 
 // Write stores v under key.
-func (c *CycleState) Write(key string, v any) { c.data[key] = v }
+func (c *CycleState) Write(key StateKey, v any) { c.data[key] = v }
 
 // Read returns what is stored under key.
-func (c *CycleState) Read(key string) any { return c.data[key] }
+func (c *CycleState) Read(key StateKey) any { return c.data[key] }
 
 // Snapshot is the cluster as one scheduling cycle sees it.
 type Snapshot interface {
@@ -365,6 +378,10 @@ type Snapshot interface {
 	Get(name string) *NodeInfo
 	// NamespaceLabels returns a namespace's labels.
 	NamespaceLabels(ns string) labels.Set
+	// PodsWithAffinity and PodsWithRequiredAntiAffinity count such pods
+	// in the cluster, so plugins skip scanning nodes when there are none.
+	PodsWithAffinity() int
+	PodsWithRequiredAntiAffinity() int
 }
 
 // Plugin is anything the scheduler runs for a pod.
@@ -397,6 +414,12 @@ type PreScorePlugin interface {
 type ScorePlugin interface {
 	Plugin
 	Score(ctx context.Context, state *CycleState, pod *PodInfo, node *NodeInfo) int64
+}
+
+// ScoreSkipper is a score plugin that can tell, after PreScore, that it
+// would score every node the same for this pod (so it is not run).
+type ScoreSkipper interface {
+	SkipScore(state *CycleState, pod *PodInfo) bool
 }
 
 // ScoreNormalizer rescales a plugin's raw scores in place.

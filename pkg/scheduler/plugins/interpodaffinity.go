@@ -43,6 +43,9 @@ func (InterPodAffinity) PreFilter(_ context.Context, state *framework.CycleState
 	s := &affinityState{existingAnti: map[topologyPair]int{}}
 	ownNS := snap.NamespaceLabels(pod.Pod.Namespace)
 	for _, ni := range snap.Nodes() {
+		if snap.PodsWithRequiredAntiAffinity() == 0 {
+			break
+		}
 		for _, ex := range ni.PodsWithRequiredAntiAffinity {
 			for i := range ex.RequiredAntiAffinity {
 				t := &ex.RequiredAntiAffinity[i]
@@ -91,12 +94,12 @@ func (InterPodAffinity) PreFilter(_ context.Context, state *framework.CycleState
 			}
 		}
 	}
-	state.Write("InterPodAffinity", s)
+	state.Write(framework.InterPodAffinityState, s)
 	return nil
 }
 
 func (InterPodAffinity) Filter(_ context.Context, state *framework.CycleState, pod *framework.PodInfo, ni *framework.NodeInfo) *framework.Status {
-	s := state.Read("InterPodAffinity").(*affinityState)
+	s := state.Read(framework.InterPodAffinityState).(*affinityState)
 	labels := ni.Node.Labels
 	// Upstream's order: the pod's affinity, its anti-affinity, then
 	// existing pods' anti-affinity.
@@ -129,12 +132,15 @@ func (InterPodAffinity) Filter(_ context.Context, state *framework.CycleState, p
 // PreScore sums, per topology domain, the weights of preferred terms
 // between the incoming pod and the pods already there.
 func (InterPodAffinity) PreScore(_ context.Context, state *framework.CycleState, pod *framework.PodInfo, _ []*framework.NodeInfo, snap framework.Snapshot) {
-	s, _ := state.Read("InterPodAffinity").(*affinityState)
+	s, _ := state.Read(framework.InterPodAffinityState).(*affinityState)
 	if s == nil {
 		return
 	}
 	s.scores = map[topologyPair]int64{}
 	incoming := len(pod.PreferredAffinity)+len(pod.PreferredAntiAffinity) > 0
+	if !incoming && snap.PodsWithAffinity() == 0 {
+		return
+	}
 	ownNS := snap.NamespaceLabels(pod.Pod.Namespace)
 	for _, ni := range snap.Nodes() {
 		pods := ni.PodsWithAffinity
@@ -178,7 +184,7 @@ func (InterPodAffinity) PreScore(_ context.Context, state *framework.CycleState,
 }
 
 func (InterPodAffinity) Score(_ context.Context, state *framework.CycleState, _ *framework.PodInfo, ni *framework.NodeInfo) int64 {
-	s, _ := state.Read("InterPodAffinity").(*affinityState)
+	s, _ := state.Read(framework.InterPodAffinityState).(*affinityState)
 	if s == nil || len(s.scores) == 0 {
 		return 0
 	}
@@ -211,4 +217,9 @@ func minMaxNormalize(scores []int64) {
 		}
 		scores[i] = framework.MaxNodeScore * (s - lo) / (hi - lo)
 	}
+}
+
+func (InterPodAffinity) SkipScore(state *framework.CycleState, _ *framework.PodInfo) bool {
+	s, _ := state.Read(framework.InterPodAffinityState).(*affinityState)
+	return s == nil || len(s.scores) == 0
 }

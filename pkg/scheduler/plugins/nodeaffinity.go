@@ -31,12 +31,12 @@ func (NodeAffinity) PreFilter(_ context.Context, state *framework.CycleState, po
 		}
 		s.preferred = p
 	}
-	state.Write("NodeAffinity", s)
+	state.Write(framework.NodeAffinityState, s)
 	return nil
 }
 
 func (NodeAffinity) Filter(_ context.Context, state *framework.CycleState, pod *framework.PodInfo, ni *framework.NodeInfo) *framework.Status {
-	s := state.Read("NodeAffinity").(*nodeAffinityState)
+	s := state.Read(framework.NodeAffinityState).(*nodeAffinityState)
 	if ok, _ := s.required.Match(ni.Node); !ok {
 		return framework.NewStatus(framework.UnschedulableAndUnresolvable, ReasonNodeAffinity)
 	}
@@ -44,7 +44,7 @@ func (NodeAffinity) Filter(_ context.Context, state *framework.CycleState, pod *
 }
 
 func (NodeAffinity) Score(_ context.Context, state *framework.CycleState, pod *framework.PodInfo, ni *framework.NodeInfo) int64 {
-	s := state.Read("NodeAffinity").(*nodeAffinityState)
+	s := state.Read(framework.NodeAffinityState).(*nodeAffinityState)
 	if s.preferred == nil {
 		return 0
 	}
@@ -53,4 +53,9 @@ func (NodeAffinity) Score(_ context.Context, state *framework.CycleState, pod *f
 
 func (NodeAffinity) NormalizeScore(_ *framework.CycleState, _ *framework.PodInfo, scores []int64) {
 	framework.DefaultNormalize(scores, false)
+}
+
+func (NodeAffinity) SkipScore(state *framework.CycleState, _ *framework.PodInfo) bool {
+	s, _ := state.Read(framework.NodeAffinityState).(*nodeAffinityState)
+	return s == nil || s.preferred == nil
 }

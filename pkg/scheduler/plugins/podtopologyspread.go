@@ -139,12 +139,12 @@ func count(pod *corev1.Pod, cs []*spreadConstraint, nodes []*framework.NodeInfo)
 func (p PodTopologySpread) PreFilter(_ context.Context, state *framework.CycleState, pod *framework.PodInfo, snap framework.Snapshot) *framework.Status {
 	s := &spreadState{hard: p.constraints(pod.Pod, corev1.DoNotSchedule)}
 	count(pod.Pod, s.hard, snap.Nodes())
-	state.Write("PodTopologySpread", s)
+	state.Write(framework.PodTopologySpreadState, s)
 	return nil
 }
 
 func (PodTopologySpread) Filter(_ context.Context, state *framework.CycleState, pod *framework.PodInfo, ni *framework.NodeInfo) *framework.Status {
-	s := state.Read("PodTopologySpread").(*spreadState)
+	s := state.Read(framework.PodTopologySpreadState).(*spreadState)
 	for _, c := range s.hard {
 		v, ok := ni.Node.Labels[c.key]
 		if !ok {
@@ -158,7 +158,7 @@ func (PodTopologySpread) Filter(_ context.Context, state *framework.CycleState, 
 }
 
 func (p PodTopologySpread) PreScore(_ context.Context, state *framework.CycleState, pod *framework.PodInfo, _ []*framework.NodeInfo, snap framework.Snapshot) {
-	s, _ := state.Read("PodTopologySpread").(*spreadState)
+	s, _ := state.Read(framework.PodTopologySpreadState).(*spreadState)
 	if s == nil {
 		return
 	}
@@ -169,7 +169,7 @@ func (p PodTopologySpread) PreScore(_ context.Context, state *framework.CycleSta
 // Score sums the matching pods in the node's domains, each constraint
 // weighted by log(domains+2) as upstream; fewer is better.
 func (PodTopologySpread) Score(_ context.Context, state *framework.CycleState, _ *framework.PodInfo, ni *framework.NodeInfo) int64 {
-	s, _ := state.Read("PodTopologySpread").(*spreadState)
+	s, _ := state.Read(framework.PodTopologySpreadState).(*spreadState)
 	if s == nil {
 		return 0
 	}
@@ -184,7 +184,7 @@ func (PodTopologySpread) Score(_ context.Context, state *framework.CycleState, _
 }
 
 func (PodTopologySpread) NormalizeScore(state *framework.CycleState, _ *framework.PodInfo, scores []int64) {
-	s, _ := state.Read("PodTopologySpread").(*spreadState)
+	s, _ := state.Read(framework.PodTopologySpreadState).(*spreadState)
 	if s == nil || len(s.soft) == 0 {
 		for i := range scores {
 			scores[i] = 0
@@ -202,4 +202,9 @@ func (PodTopologySpread) NormalizeScore(state *framework.CycleState, _ *framewor
 		}
 		scores[i] = framework.MaxNodeScore * (hi + lo - sc) / hi
 	}
+}
+
+func (PodTopologySpread) SkipScore(state *framework.CycleState, _ *framework.PodInfo) bool {
+	s, _ := state.Read(framework.PodTopologySpreadState).(*spreadState)
+	return s == nil || len(s.soft) == 0
 }

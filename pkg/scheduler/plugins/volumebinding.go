@@ -55,12 +55,12 @@ func (v VolumeBinding) PreFilter(_ context.Context, state *framework.CycleState,
 			selectors = append(selectors, sel)
 		}
 	}
-	state.Write("VolumeBinding", selectors)
+	state.Write(framework.VolumeBindingState, selectors)
 	return nil
 }
 
 func (VolumeBinding) Filter(_ context.Context, state *framework.CycleState, _ *framework.PodInfo, ni *framework.NodeInfo) *framework.Status {
-	for _, sel := range state.Read("VolumeBinding").([]*nodeaffinity.NodeSelector) {
+	for _, sel := range state.Read(framework.VolumeBindingState).([]*nodeaffinity.NodeSelector) {
 		if !sel.Match(ni.Node) {
 			return framework.NewStatus(framework.UnschedulableAndUnresolvable, ReasonVolumeNodeAffinity)
 		}
@@ -103,11 +103,24 @@ func (ImageLocality) PreScore(_ context.Context, state *framework.CycleState, po
 		}
 		s.spread[img] = n
 	}
-	state.Write("ImageLocality", s)
+	state.Write(framework.ImageLocalityState, s)
+}
+
+func (ImageLocality) SkipScore(state *framework.CycleState, _ *framework.PodInfo) bool {
+	s, _ := state.Read(framework.ImageLocalityState).(*imageState)
+	if s == nil {
+		return true
+	}
+	for _, n := range s.spread {
+		if n > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func (ImageLocality) Score(_ context.Context, state *framework.CycleState, pod *framework.PodInfo, ni *framework.NodeInfo) int64 {
-	s, _ := state.Read("ImageLocality").(*imageState)
+	s, _ := state.Read(framework.ImageLocalityState).(*imageState)
 	if s == nil || s.total == 0 || len(ni.ImageSizes) == 0 {
 		return 0
 	}
