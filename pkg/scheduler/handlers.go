@@ -19,7 +19,10 @@ var podPlacementPlugins = []string{"InterPodAffinity", "PodTopologySpread"}
 // unschedulable pods when something changes that could make them fit.
 func (s *Scheduler) addHandlers(f informers.SharedInformerFactory) error {
 	add := func(inf cache.SharedIndexInformer, h cache.ResourceEventHandler) error {
-		_, err := inf.AddEventHandler(h)
+		reg, err := inf.AddEventHandler(h)
+		if err == nil {
+			s.handlersSynced = append(s.handlersSynced, reg.HasSynced)
+		}
 		return err
 	}
 	if err := add(f.Core().V1().Pods().Informer(), cache.ResourceEventHandlerFuncs{

@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
 
@@ -67,6 +68,9 @@ type Scheduler struct {
 	binds     chan bindJob
 	// scheduled counts pods bound by this scheduler.
 	scheduled atomic.Int64
+	// handlersSynced report when the event handlers have seen the
+	// informers' initial lists (the cache is complete).
+	handlersSynced []cache.InformerSynced
 }
 
 type bindJob struct {
@@ -115,6 +119,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		if !ok {
 			return fmt.Errorf("scheduler: %v informer did not sync", typ)
 		}
+	}
+	if !cache.WaitForCacheSync(ctx.Done(), s.handlersSynced...) {
+		return ctx.Err()
 	}
 	s.cfg.Log.Info("scheduler running", "nodes", s.cache.NodeCount())
 	go s.queue.Run(ctx)

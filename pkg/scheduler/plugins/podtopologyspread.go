@@ -37,6 +37,7 @@ type spreadConstraint struct {
 	counts      map[string]int
 	minCount    int
 	honorAffine bool
+	honorTaints bool
 }
 
 type spreadState struct {
@@ -76,7 +77,8 @@ func (p PodTopologySpread) constraints(pod *corev1.Pod, want corev1.Unsatisfiabl
 			}
 		}
 		sc := &spreadConstraint{maxSkew: c.MaxSkew, key: c.TopologyKey, selector: sel,
-			honorAffine: c.NodeAffinityPolicy == nil || *c.NodeAffinityPolicy == corev1.NodeInclusionPolicyHonor}
+			honorAffine: c.NodeAffinityPolicy == nil || *c.NodeAffinityPolicy == corev1.NodeInclusionPolicyHonor,
+			honorTaints: c.NodeTaintsPolicy != nil && *c.NodeTaintsPolicy == corev1.NodeInclusionPolicyHonor}
 		if c.MinDomains != nil {
 			sc.minDomains = *c.MinDomains
 		}
@@ -103,6 +105,9 @@ func count(pod *corev1.Pod, cs []*spreadConstraint, nodes []*framework.NodeInfo)
 		for _, c := range cs {
 			v, ok := ni.Node.Labels[c.key]
 			if !ok {
+				continue
+			}
+			if c.honorTaints && untolerated(pod, ni.Node) {
 				continue
 			}
 			if c.honorAffine {
@@ -207,4 +212,15 @@ func (PodTopologySpread) NormalizeScore(state *framework.CycleState, _ *framewor
 func (PodTopologySpread) SkipScore(state *framework.CycleState, _ *framework.PodInfo) bool {
 	s, _ := state.Read(framework.PodTopologySpreadState).(*spreadState)
 	return s == nil || len(s.soft) == 0
+}
+
+// untolerated reports whether the node has a NoSchedule or NoExecute taint
+// the pod does not tolerate.
+func untolerated(pod *corev1.Pod, node *corev1.Node) bool {
+	for _, t := range EffectiveTaints(node) {
+		if (t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute) && !tolerated(pod.Spec.Tolerations, &t) {
+			return true
+		}
+	}
+	return false
 }
