@@ -128,9 +128,10 @@ func TestFiltersAndFailureMessage(t *testing.T) {
 	if len(p.Status.Conditions) != 1 || p.Status.Conditions[0].Reason != corev1.PodReasonUnschedulable || !strings.HasPrefix(p.Status.Conditions[0].Message, "0/4 nodes") {
 		t.Fatalf("conditions: %+v", p.Status.Conditions)
 	}
-	if ev := eventsFor(cs, "fits"); len(ev) == 0 || ev[0] != "Scheduled: Successfully assigned default/fits to big" {
-		t.Fatalf("events of fits: %v", ev)
-	}
+	waitFor(t, "Scheduled event for fits", func() bool {
+		ev := eventsFor(cs, "fits")
+		return len(ev) == 1 && ev[0] == "Scheduled: Successfully assigned default/fits to big"
+	})
 }
 
 func TestBurstDoesNotOvercommit(t *testing.T) {
