@@ -12,6 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/skiff/skiff/pkg/scheduler/framework"
@@ -30,9 +31,15 @@ type Cache struct {
 	dirty    bool
 	pods     map[types.UID]*podState
 	nsLabels map[string]labels.Set
-	// withAffinity and withAntiAffinity count pods with any affinity term
-	// and with required anti-affinity.
-	withAffinity, withAntiAffinity int
+	// withScoring counts pods with required affinity or preferred terms.
+	withScoring int
+	// antiTerms indexes required anti-affinity terms by Key; termList
+	// lists them (rebuilt when terms come and go).
+	antiTerms  map[string]*framework.TermNodes
+	termList   []*framework.TermNodes
+	termsDirty bool
+	// byLabel indexes pods by "namespace/key=value" of each label.
+	byLabel map[string]map[types.UID]*podState
 }
 
 type podState struct {
@@ -43,7 +50,8 @@ type podState struct {
 
 // New returns an empty Cache.
 func New() *Cache {
-	return &Cache{nodes: map[string]*framework.NodeInfo{}, pods: map[types.UID]*podState{}, nsLabels: map[string]labels.Set{}}
+	return &Cache{nodes: map[string]*framework.NodeInfo{}, pods: map[types.UID]*podState{}, nsLabels: map[string]labels.Set{},
+		antiTerms: map[string]*framework.TermNodes{}, byLabel: map[string]map[types.UID]*podState{}}
 }
 
 // AddOrUpdateNode records a node's latest object.
@@ -147,8 +155,9 @@ func (c *Cache) addLocked(pi *framework.PodInfo, node string, assumed bool) {
 		c.nodes[node] = ni
 	}
 	ni.AddPod(pi)
-	c.pods[pi.Pod.UID] = &podState{info: pi, node: node, assumed: assumed}
-	c.count(pi, 1)
+	ps := &podState{info: pi, node: node, assumed: assumed}
+	c.pods[pi.Pod.UID] = ps
+	c.index(ps, 1)
 }
 
 func (c *Cache) removeLocked(uid types.UID) {
@@ -157,7 +166,7 @@ func (c *Cache) removeLocked(uid types.UID) {
 		return
 	}
 	delete(c.pods, uid)
-	c.count(ps.info, -1)
+	c.index(ps, -1)
 	if ni, ok := c.nodes[ps.node]; ok {
 		ni.RemovePod(uid)
 		if ni.Node == nil && len(ni.Pods) == 0 {
@@ -166,12 +175,47 @@ func (c *Cache) removeLocked(uid types.UID) {
 	}
 }
 
-func (c *Cache) count(pi *framework.PodInfo, d int) {
-	if pi.HasAffinity() {
-		c.withAffinity += d
+// index adds (d=1) or removes (d=-1) a pod from the counters and indexes.
+func (c *Cache) index(ps *podState, d int) {
+	pi := ps.info
+	if len(pi.RequiredAffinity)+len(pi.PreferredAffinity)+len(pi.PreferredAntiAffinity) > 0 {
+		c.withScoring += d
 	}
-	if len(pi.RequiredAntiAffinity) > 0 {
-		c.withAntiAffinity += d
+	for i := range pi.RequiredAntiAffinity {
+		t := &pi.RequiredAntiAffinity[i]
+		key := t.Key()
+		e := c.antiTerms[key]
+		if e == nil {
+			if d < 0 {
+				continue
+			}
+			e = &framework.TermNodes{Term: *t, Nodes: map[string]int{}}
+			c.antiTerms[key] = e
+			c.termsDirty = true
+		}
+		if e.Nodes[ps.node] += d; e.Nodes[ps.node] <= 0 {
+			delete(e.Nodes, ps.node)
+		}
+		if len(e.Nodes) == 0 {
+			delete(c.antiTerms, key)
+			c.termsDirty = true
+		}
+	}
+	for k, v := range pi.Pod.Labels {
+		key := pi.Pod.Namespace + "/" + k + "=" + v
+		m := c.byLabel[key]
+		if d > 0 {
+			if m == nil {
+				m = map[types.UID]*podState{}
+				c.byLabel[key] = m
+			}
+			m[pi.Pod.UID] = ps
+		} else if m != nil {
+			delete(m, pi.Pod.UID)
+			if len(m) == 0 {
+				delete(c.byLabel, key)
+			}
+		}
 	}
 }
 
@@ -188,6 +232,13 @@ func (c *Cache) View(f func(framework.Snapshot)) {
 		}
 		sort.Slice(c.order, func(i, j int) bool { return c.order[i].Node.Name < c.order[j].Node.Name })
 		c.dirty = false
+	}
+	if c.termsDirty {
+		c.termList = c.termList[:0]
+		for _, e := range c.antiTerms {
+			c.termList = append(c.termList, e)
+		}
+		c.termsDirty = false
 	}
 	defer c.mu.Unlock()
 	f(snapshot{c})
@@ -219,6 +270,41 @@ func (s snapshot) Get(name string) *framework.NodeInfo {
 
 func (s snapshot) NamespaceLabels(ns string) labels.Set { return s.c.nsLabels[ns] }
 
-func (s snapshot) PodsWithAffinity() int { return s.c.withAffinity }
+func (s snapshot) PodsWithScoringAffinity() int { return s.c.withScoring }
 
-func (s snapshot) PodsWithRequiredAntiAffinity() int { return s.c.withAntiAffinity }
+func (s snapshot) RequiredAntiAffinityTerms() []*framework.TermNodes { return s.c.termList }
+
+// VisitMatching uses the label index when the term names its namespaces and
+// has an equality (or "in") requirement; otherwise it scans every pod.
+func (s snapshot) VisitMatching(t *framework.AffinityTerm, f func(*framework.PodInfo, *framework.NodeInfo)) {
+	c := s.c
+	visit := func(ps *podState) {
+		ni := c.nodes[ps.node]
+		if ni == nil || ni.Node == nil || ps.info.Pod.DeletionTimestamp != nil {
+			return
+		}
+		if t.Matches(ps.info.Pod, c.nsLabels[ps.info.Pod.Namespace]) {
+			f(ps.info, ni)
+		}
+	}
+	if t.NamespaceSelector == nil {
+		if reqs, ok := t.Selector.Requirements(); ok {
+			for _, r := range reqs {
+				if op := r.Operator(); op != selection.Equals && op != selection.DoubleEquals && op != selection.In {
+					continue
+				}
+				for ns := range t.Namespaces {
+					for v := range r.Values() {
+						for _, ps := range c.byLabel[ns+"/"+r.Key()+"="+v] {
+							visit(ps)
+						}
+					}
+				}
+				return
+			}
+		}
+	}
+	for _, ps := range c.pods {
+		visit(ps)
+	}
+}

@@ -93,6 +93,16 @@ type WeightedAffinityTerm struct {
 	Weight int32
 }
 
+// Key identifies terms that select the same pods in the same topology.
+func (t *AffinityTerm) Key() string {
+	ns := sets.List(t.Namespaces)
+	nsSel := ""
+	if t.NamespaceSelector != nil {
+		nsSel = t.NamespaceSelector.String()
+	}
+	return strings.Join(ns, ",") + "|" + nsSel + "|" + t.Selector.String() + "|" + t.TopologyKey
+}
+
 // Matches reports whether pod (in a namespace with nsLabels) is selected by
 // the term.
 func (t *AffinityTerm) Matches(pod *corev1.Pod, nsLabels labels.Set) bool {
@@ -378,10 +388,22 @@ type Snapshot interface {
 	Get(name string) *NodeInfo
 	// NamespaceLabels returns a namespace's labels.
 	NamespaceLabels(ns string) labels.Set
-	// PodsWithAffinity and PodsWithRequiredAntiAffinity count such pods
-	// in the cluster, so plugins skip scanning nodes when there are none.
-	PodsWithAffinity() int
-	PodsWithRequiredAntiAffinity() int
+	// PodsWithScoringAffinity counts pods with required affinity or
+	// preferred (anti-)affinity terms, which score incoming pods.
+	PodsWithScoringAffinity() int
+	// RequiredAntiAffinityTerms lists the distinct required anti-affinity
+	// terms of the pods in the cluster, each with the nodes (and how many
+	// pods on each) that carry it.
+	RequiredAntiAffinityTerms() []*TermNodes
+	// VisitMatching calls f for every pod the term selects, with its node
+	// (using a label index when the term allows).
+	VisitMatching(t *AffinityTerm, f func(pi *PodInfo, ni *NodeInfo))
+}
+
+// TermNodes is an affinity term with the nodes whose pods carry it.
+type TermNodes struct {
+	Term  AffinityTerm
+	Nodes map[string]int
 }
 
 // Plugin is anything the scheduler runs for a pod.

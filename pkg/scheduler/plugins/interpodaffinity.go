@@ -25,9 +25,9 @@ const hardPodAffinityWeight = 1
 type topologyPair struct{ key, value string }
 
 type affinityState struct {
-	// existingAnti counts, per domain, existing pods whose required
-	// anti-affinity selects the incoming pod.
-	existingAnti map[topologyPair]int
+	// existingAnti counts, per topology key and value, existing pods whose
+	// required anti-affinity selects the incoming pod.
+	existingAnti map[string]map[string]int
 	// affinity[i] / anti[i] count, per domain, pods matching the
 	// incoming pod's i-th required term.
 	affinity, anti []map[topologyPair]int
@@ -40,58 +40,51 @@ type affinityState struct {
 func (InterPodAffinity) Name() string { return "InterPodAffinity" }
 
 func (InterPodAffinity) PreFilter(_ context.Context, state *framework.CycleState, pod *framework.PodInfo, snap framework.Snapshot) *framework.Status {
-	s := &affinityState{existingAnti: map[topologyPair]int{}}
+	s := &affinityState{existingAnti: map[string]map[string]int{}}
 	ownNS := snap.NamespaceLabels(pod.Pod.Namespace)
-	for _, ni := range snap.Nodes() {
-		if snap.PodsWithRequiredAntiAffinity() == 0 {
-			break
+	// Existing pods' anti-affinity, by distinct term.
+	for _, tn := range snap.RequiredAntiAffinityTerms() {
+		if !tn.Term.Matches(pod.Pod, ownNS) {
+			continue
 		}
-		for _, ex := range ni.PodsWithRequiredAntiAffinity {
-			for i := range ex.RequiredAntiAffinity {
-				t := &ex.RequiredAntiAffinity[i]
-				if v, ok := ni.Node.Labels[t.TopologyKey]; ok && t.Matches(pod.Pod, ownNS) {
-					s.existingAnti[topologyPair{t.TopologyKey, v}]++
+		for name, n := range tn.Nodes {
+			if ni := snap.Get(name); ni != nil {
+				key := tn.Term.TopologyKey
+				if v, ok := ni.Node.Labels[key]; ok {
+					if s.existingAnti[key] == nil {
+						s.existingAnti[key] = map[string]int{}
+					}
+					s.existingAnti[key][v] += n
 				}
 			}
 		}
 	}
-	if len(pod.RequiredAffinity)+len(pod.RequiredAntiAffinity) > 0 {
-		s.affinity = make([]map[topologyPair]int, len(pod.RequiredAffinity))
-		s.anti = make([]map[topologyPair]int, len(pod.RequiredAntiAffinity))
-		for i := range s.affinity {
-			s.affinity[i] = map[topologyPair]int{}
-		}
-		for i := range s.anti {
-			s.anti[i] = map[topologyPair]int{}
-		}
-		for _, ni := range snap.Nodes() {
-			for _, ex := range ni.Pods {
-				if ex.Pod.DeletionTimestamp != nil {
-					continue
-				}
-				nsl := snap.NamespaceLabels(ex.Pod.Namespace)
-				for i := range pod.RequiredAffinity {
-					t := &pod.RequiredAffinity[i]
-					if t.Matches(ex.Pod, nsl) {
-						s.anyAffinityMatch = true
-						if v, ok := ni.Node.Labels[t.TopologyKey]; ok {
-							s.affinity[i][topologyPair{t.TopologyKey, v}]++
-						}
-					}
-				}
-				for i := range pod.RequiredAntiAffinity {
-					t := &pod.RequiredAntiAffinity[i]
-					if v, ok := ni.Node.Labels[t.TopologyKey]; ok && t.Matches(ex.Pod, nsl) {
-						s.anti[i][topologyPair{t.TopologyKey, v}]++
-					}
-				}
+	// The incoming pod's terms, over the pods they select.
+	s.affinity = make([]map[topologyPair]int, len(pod.RequiredAffinity))
+	for i := range pod.RequiredAffinity {
+		t := &pod.RequiredAffinity[i]
+		s.affinity[i] = map[topologyPair]int{}
+		snap.VisitMatching(t, func(_ *framework.PodInfo, ni *framework.NodeInfo) {
+			s.anyAffinityMatch = true
+			if v, ok := ni.Node.Labels[t.TopologyKey]; ok {
+				s.affinity[i][topologyPair{t.TopologyKey, v}]++
 			}
-		}
-		s.selfMatches = true
-		for i := range pod.RequiredAffinity {
-			if !pod.RequiredAffinity[i].Matches(pod.Pod, ownNS) {
-				s.selfMatches = false
+		})
+	}
+	s.anti = make([]map[topologyPair]int, len(pod.RequiredAntiAffinity))
+	for i := range pod.RequiredAntiAffinity {
+		t := &pod.RequiredAntiAffinity[i]
+		s.anti[i] = map[topologyPair]int{}
+		snap.VisitMatching(t, func(_ *framework.PodInfo, ni *framework.NodeInfo) {
+			if v, ok := ni.Node.Labels[t.TopologyKey]; ok {
+				s.anti[i][topologyPair{t.TopologyKey, v}]++
 			}
+		})
+	}
+	s.selfMatches = true
+	for i := range pod.RequiredAffinity {
+		if !pod.RequiredAffinity[i].Matches(pod.Pod, ownNS) {
+			s.selfMatches = false
 		}
 	}
 	state.Write(framework.InterPodAffinityState, s)
@@ -121,8 +114,8 @@ func (InterPodAffinity) Filter(_ context.Context, state *framework.CycleState, p
 			return framework.NewStatus(framework.Unschedulable, ReasonAntiAffinityRulesNotMatch)
 		}
 	}
-	for tp, n := range s.existingAnti {
-		if v, ok := labels[tp.key]; ok && n > 0 && v == tp.value {
+	for key, values := range s.existingAnti {
+		if v, ok := labels[key]; ok && values[v] > 0 {
 			return framework.NewStatus(framework.Unschedulable, ReasonExistingAntiAffinityRulesNotMatch)
 		}
 	}
@@ -137,46 +130,40 @@ func (InterPodAffinity) PreScore(_ context.Context, state *framework.CycleState,
 		return
 	}
 	s.scores = map[topologyPair]int64{}
-	incoming := len(pod.PreferredAffinity)+len(pod.PreferredAntiAffinity) > 0
-	if !incoming && snap.PodsWithAffinity() == 0 {
+	add := func(ni *framework.NodeInfo, key string, w int64) {
+		if v, ok := ni.Node.Labels[key]; ok {
+			s.scores[topologyPair{key, v}] += w
+		}
+	}
+	// The incoming pod's preferred terms, over the pods they select.
+	for i := range pod.PreferredAffinity {
+		t := &pod.PreferredAffinity[i]
+		snap.VisitMatching(&t.AffinityTerm, func(_ *framework.PodInfo, ni *framework.NodeInfo) { add(ni, t.TopologyKey, int64(t.Weight)) })
+	}
+	for i := range pod.PreferredAntiAffinity {
+		t := &pod.PreferredAntiAffinity[i]
+		snap.VisitMatching(&t.AffinityTerm, func(_ *framework.PodInfo, ni *framework.NodeInfo) { add(ni, t.TopologyKey, -int64(t.Weight)) })
+	}
+	// Existing pods' terms that select the incoming pod.
+	if snap.PodsWithScoringAffinity() == 0 {
 		return
 	}
 	ownNS := snap.NamespaceLabels(pod.Pod.Namespace)
 	for _, ni := range snap.Nodes() {
-		pods := ni.PodsWithAffinity
-		if incoming {
-			pods = ni.Pods
-		}
-		for _, ex := range pods {
-			nsl := snap.NamespaceLabels(ex.Pod.Namespace)
-			add := func(t *framework.AffinityTerm, w int64) {
-				if v, ok := ni.Node.Labels[t.TopologyKey]; ok {
-					s.scores[topologyPair{t.TopologyKey, v}] += w
-				}
-			}
-			for i := range pod.PreferredAffinity {
-				if t := &pod.PreferredAffinity[i]; t.Matches(ex.Pod, nsl) {
-					add(&t.AffinityTerm, int64(t.Weight))
-				}
-			}
-			for i := range pod.PreferredAntiAffinity {
-				if t := &pod.PreferredAntiAffinity[i]; t.Matches(ex.Pod, nsl) {
-					add(&t.AffinityTerm, -int64(t.Weight))
-				}
-			}
+		for _, ex := range ni.PodsWithAffinity {
 			for i := range ex.RequiredAffinity {
 				if t := &ex.RequiredAffinity[i]; t.Matches(pod.Pod, ownNS) {
-					add(t, hardPodAffinityWeight)
+					add(ni, t.TopologyKey, hardPodAffinityWeight)
 				}
 			}
 			for i := range ex.PreferredAffinity {
 				if t := &ex.PreferredAffinity[i]; t.Matches(pod.Pod, ownNS) {
-					add(&t.AffinityTerm, int64(t.Weight))
+					add(ni, t.TopologyKey, int64(t.Weight))
 				}
 			}
 			for i := range ex.PreferredAntiAffinity {
 				if t := &ex.PreferredAntiAffinity[i]; t.Matches(pod.Pod, ownNS) {
-					add(&t.AffinityTerm, -int64(t.Weight))
+					add(ni, t.TopologyKey, -int64(t.Weight))
 				}
 			}
 		}
