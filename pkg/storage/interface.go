@@ -55,6 +55,13 @@ type Store interface {
 	KeyExists(ctx context.Context, key string) (bool, error)
 }
 
+// SuggestingUpdater is a Store whose GuaranteedUpdate can start from a
+// private copy of the object (suggestion) instead of reading it, retrying
+// with the stored object when the copy turns out stale.
+type SuggestingUpdater interface {
+	GuaranteedUpdateFrom(ctx context.Context, key string, out runtime.Object, tryUpdate UpdateFunc, suggestion runtime.Object) error
+}
+
 // UpdateFunc computes the new state of an object from its current state. It
 // may be called several times; it must not retain current. It may return the
 // same object after modifying it in place.

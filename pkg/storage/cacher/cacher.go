@@ -360,8 +360,19 @@ func (c *Cacher) Create(ctx context.Context, key string, obj runtime.Object, res
 	return c.cfg.Delegate.Create(ctx, key, obj, reservations, out)
 }
 
-// GuaranteedUpdate implements storage.Store.
+// GuaranteedUpdate implements storage.Store. When the delegate can start
+// from a cached copy (storage.SuggestingUpdater) and the cache holds the
+// object, the update skips reading it first; a stale copy only costs the
+// delegate a retry.
 func (c *Cacher) GuaranteedUpdate(ctx context.Context, key string, out runtime.Object, tryUpdate storage.UpdateFunc) error {
+	if su, ok := any(c.cfg.Delegate).(storage.SuggestingUpdater); ok && c.isReady() {
+		c.mu.RLock()
+		obj, found := c.objects[key]
+		c.mu.RUnlock()
+		if found {
+			return su.GuaranteedUpdateFrom(ctx, key, out, tryUpdate, obj.DeepCopyObject())
+		}
+	}
 	return c.cfg.Delegate.GuaranteedUpdate(ctx, key, out, tryUpdate)
 }
 

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -236,25 +237,72 @@ func (s *Store) CurrentRevision(ctx context.Context) (int64, error) {
 
 // GuaranteedUpdate implements storage.Store.
 func (s *Store) GuaranteedUpdate(ctx context.Context, key string, out runtime.Object, tryUpdate storage.UpdateFunc) error {
-	resp, err := s.client.Get(ctx, key)
-	if err != nil {
-		return wrapEtcd(key, err)
+	return s.GuaranteedUpdateFrom(ctx, key, out, tryUpdate, nil)
+}
+
+// GuaranteedUpdateFrom is GuaranteedUpdate starting from suggestion, a
+// private copy of the object as a cache last saw it (nil: read it), which
+// saves a read when the cache is current. A stale suggestion costs a
+// retry: the compare-and-swap fails, or, when tryUpdate fails or changes
+// nothing, the current object is read and tryUpdate runs again on it.
+func (s *Store) GuaranteedUpdateFrom(ctx context.Context, key string, out runtime.Object, tryUpdate storage.UpdateFunc, suggestion runtime.Object) error {
+	var (
+		kvValue   []byte
+		kvRev     int64
+		found     bool
+		current   runtime.Object
+		suggested = suggestion != nil
+		err       error
+	)
+	load := func(resp *etcdserverpb.RangeResponse) error {
+		found = len(resp.Kvs) > 0
+		if found {
+			kvValue, kvRev = resp.Kvs[0].Value, resp.Kvs[0].ModRevision
+		}
+		return nil
+	}
+	read := func() error {
+		resp, err := s.client.Get(ctx, key)
+		if err != nil {
+			return wrapEtcd(key, err)
+		}
+		return load((*etcdserverpb.RangeResponse)(resp))
+	}
+	if suggested {
+		current = suggestion
+		if kvRev, err = rvOf(suggestion); err != nil {
+			return err
+		}
+		if kvValue, err = s.encode(suggestion); err != nil {
+			return err
+		}
+		found = true
+	} else if err := read(); err != nil {
+		return err
 	}
 	for attempt := 0; ; attempt++ {
-		if len(resp.Kvs) == 0 {
+		if !found {
 			return &storage.Error{Code: storage.ErrCodeNotFound, Key: key, Msg: "not found"}
 		}
-		kv := resp.Kvs[0]
-		current, err := s.decode(kv.Value, kv.ModRevision, reflect.New(reflect.TypeOf(out).Elem()).Interface().(runtime.Object))
-		if err != nil {
-			return err
+		if !suggested {
+			if current, err = s.decode(kvValue, kvRev, reflect.New(reflect.TypeOf(out).Elem()).Interface().(runtime.Object)); err != nil {
+				return err
+			}
 		}
 		updated, resv, err := tryUpdate(current)
 		var cmps []clientv3.Cmp
 		var ops []clientv3.Op
-		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision))
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", kvRev))
 		deleting := errors.Is(err, storage.ErrDeleteInstead)
 		if err != nil && !deleting {
+			if suggested {
+				// Perhaps only the suggestion was stale.
+				suggested = false
+				if err := read(); err != nil {
+					return err
+				}
+				continue
+			}
 			return err
 		}
 		var data []byte
@@ -265,9 +313,18 @@ func (s *Store) GuaranteedUpdate(ctx context.Context, key string, out runtime.Ob
 			if err != nil {
 				return err
 			}
-			if bytes.Equal(data, kv.Value) && (resv == nil || len(resv.Add)+len(resv.Remove) == 0) {
+			if bytes.Equal(data, kvValue) && (resv == nil || len(resv.Add)+len(resv.Remove) == 0) {
+				if suggested {
+					// Unchanged against a copy that may be stale:
+					// check against the stored object.
+					suggested = false
+					if err := read(); err != nil {
+						return err
+					}
+					continue
+				}
 				// Nothing changed: keep the revision, as upstream does.
-				_, err = s.decode(kv.Value, kv.ModRevision, out)
+				_, err = s.decode(kvValue, kvRev, out)
 				return err
 			}
 			ops = append(ops, clientv3.OpPut(key, string(data)))
@@ -299,7 +356,7 @@ func (s *Store) GuaranteedUpdate(ctx context.Context, key string, out runtime.Ob
 			return err
 		}
 		getResp := txn.Responses[0].GetResponseRange()
-		if resv != nil && len(resv.Add) > 0 && len(getResp.Kvs) > 0 && getResp.Kvs[0].ModRevision == kv.ModRevision {
+		if resv != nil && len(resv.Add) > 0 && len(getResp.Kvs) > 0 && getResp.Kvs[0].ModRevision == kvRev {
 			// The object did not move, so a reservation is taken.
 			for _, r := range resv.Add {
 				if ok, err := s.KeyExists(ctx, r); err != nil {
@@ -309,7 +366,10 @@ func (s *Store) GuaranteedUpdate(ctx context.Context, key string, out runtime.Ob
 				}
 			}
 		}
-		resp = (*clientv3.GetResponse)(getResp)
+		suggested = false
+		if err := load(getResp); err != nil {
+			return err
+		}
 		if attempt > 100 {
 			return &storage.Error{Code: storage.ErrCodeConflict, Key: key, Msg: "too many concurrent updates"}
 		}
@@ -505,4 +565,17 @@ func (c compactor) run(ctx context.Context) {
 // eventKind tells the type of an etcd event after filtering.
 func isCreate(ev *clientv3.Event) bool {
 	return ev.Type == mvccpb.PUT && ev.Kv.CreateRevision == ev.Kv.ModRevision
+}
+
+// rvOf reads an object's resourceVersion as a revision.
+func rvOf(obj runtime.Object) (int64, error) {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return 0, err
+	}
+	rev, err := strconv.ParseInt(m.GetResourceVersion(), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("suggested object's resourceVersion %q: %w", m.GetResourceVersion(), err)
+	}
+	return rev, nil
 }

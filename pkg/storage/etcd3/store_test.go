@@ -252,3 +252,57 @@ func TestCompactorKeepsOneInterval(t *testing.T) {
 	}
 	t.Fatal("history was never compacted")
 }
+
+// TestUpdateFromStaleSuggestion starts updates from an outdated copy: the
+// change lands on the stored object, a precondition that only the stale
+// copy fails is retried on the fresh one, and a no-op keeps the stored
+// revision.
+func TestUpdateFromStaleSuggestion(t *testing.T) {
+	s, _ := storagetest.NewStore(t)
+	ctx := context.Background()
+	v1 := &corev1.ConfigMap{}
+	if err := s.Create(ctx, key("a"), cm("a", "1"), nil, v1); err != nil {
+		t.Fatal(err)
+	}
+	v2 := &corev1.ConfigMap{}
+	if err := s.GuaranteedUpdate(ctx, key("a"), v2, func(cur runtime.Object) (runtime.Object, *storage.ReservationChange, error) {
+		cur.(*corev1.ConfigMap).Data["v"] = "2"
+		return cur, nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	appendX := func(cur runtime.Object) (runtime.Object, *storage.ReservationChange, error) {
+		c := cur.(*corev1.ConfigMap)
+		c.Data["v"] += "x"
+		return c, nil, nil
+	}
+	out := &corev1.ConfigMap{}
+	if err := s.GuaranteedUpdateFrom(ctx, key("a"), out, appendX, v1.DeepCopy()); err != nil || out.Data["v"] != "2x" {
+		t.Fatalf("update from a stale copy: %v, data %q, want 2x", err, out.Data["v"])
+	}
+	// A precondition on the revision the caller read.
+	wantRV := out.ResourceVersion
+	precond := func(cur runtime.Object) (runtime.Object, *storage.ReservationChange, error) {
+		c := cur.(*corev1.ConfigMap)
+		if c.ResourceVersion != wantRV {
+			return nil, nil, errors.New("conflict")
+		}
+		c.Data["v"] = "3"
+		return c, nil, nil
+	}
+	if err := s.GuaranteedUpdateFrom(ctx, key("a"), out, precond, v2.DeepCopy()); err != nil || out.Data["v"] != "3" {
+		t.Fatalf("precondition against a stale copy: %v, data %q", err, out.Data["v"])
+	}
+	// A no-op against a stale copy that happens to equal the change.
+	current := out.ResourceVersion
+	set3 := func(cur runtime.Object) (runtime.Object, *storage.ReservationChange, error) {
+		c := cur.(*corev1.ConfigMap)
+		c.Data["v"] = "3"
+		return c, nil, nil
+	}
+	stale := v2.DeepCopy()
+	stale.Data["v"] = "3"
+	if err := s.GuaranteedUpdateFrom(ctx, key("a"), out, set3, stale); err != nil || out.ResourceVersion != current {
+		t.Fatalf("no-op from a stale copy: %v, resourceVersion %s -> %s", err, current, out.ResourceVersion)
+	}
+}
