@@ -190,12 +190,18 @@ func (k *Kubelet) runPod(ctx context.Context, pod *corev1.Pod, st *runtimeState)
 			return nil
 		}
 	}
+	// App containers start independently: one that cannot (its image
+	// cannot be pulled, say) does not hold back the others. Failures the
+	// container's status shows (waiting reasons) are not sync errors.
+	var errs []error
 	for i := range pod.Spec.Containers {
-		if err := k.ensureRunning(ctx, pod, &pod.Spec.Containers[i], st, sb.Id, sbConfig, volumes, false); err != nil {
-			return err
+		err := k.ensureRunning(ctx, pod, &pod.Spec.Containers[i], st, sb.Id, sbConfig, volumes, false)
+		var we *waitingError
+		if err != nil && !errors.As(err, &we) {
+			errs = append(errs, err)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func isSidecar(c *corev1.Container) bool {
@@ -329,8 +335,13 @@ func (k *Kubelet) ensureImage(ctx context.Context, pod *corev1.Pod, c *corev1.Co
 	}
 	key := "pull/" + podKey(pod, c.Name)
 	if k.pullBackoff.IsInBackOffSinceUpdate(key, k.pullBackoff.Clock.Now()) {
-		k.setPullError(pod, c, &waitingError{reason: reasonImagePullBackOff, err: fmt.Errorf("Back-off pulling image %q", c.Image)})
-		return nil
+		we := &waitingError{reason: reasonImagePullBackOff, err: fmt.Errorf("Back-off pulling image %q", c.Image)}
+		if prev := k.waitingErrorOf(pod, c.Name); prev == nil || prev.reason != reasonImagePullBackOff {
+			k.event(pod, c, corev1.EventTypeNormal, "BackOff", we.Error())
+			k.event(pod, c, corev1.EventTypeWarning, "Failed", "Error: "+reasonImagePullBackOff)
+		}
+		k.setPullError(pod, c, we)
+		return we
 	}
 	k.event(pod, c, corev1.EventTypeNormal, "Pulling", fmt.Sprintf("Pulling image %q", c.Image))
 	start := k.cfg.Clock.Now()
@@ -343,6 +354,7 @@ func (k *Kubelet) ensureImage(ctx context.Context, pod *corev1.Pod, c *corev1.Co
 		we := &waitingError{reason: reasonErrImagePull, err: err}
 		k.setPullError(pod, c, we)
 		k.event(pod, c, corev1.EventTypeWarning, "Failed", fmt.Sprintf("Failed to pull image %q: %v", c.Image, err))
+		k.event(pod, c, corev1.EventTypeWarning, "Failed", "Error: "+reasonErrImagePull)
 		return we
 	}
 	k.pullBackoff.Reset(key)

@@ -185,6 +185,23 @@ func TestImagePulledFromLocalRegistry(t *testing.T) {
 	if !strings.Contains(out, "Pulling image") || !strings.Contains(out, "Successfully pulled image") {
 		t.Fatalf("describe:\n%s", out)
 	}
+
+	// A tag the registry does not have: ErrImagePull, then back-off.
+	missing := strings.TrimPrefix(reg.URL, "http://") + "/e2e/pulled:missing"
+	k.MustIn(t, c, podYAML("missing", missing, "Always", "", "sh"), "create", "-f", "-")
+	waitPod(t, c, "missing", 30*time.Second, "in ImagePullBackOff", func(p *corev1.Pod) bool {
+		cs := p.Status.ContainerStatuses
+		return len(cs) == 1 && cs[0].State.Waiting != nil && cs[0].State.Waiting.Reason == "ImagePullBackOff"
+	})
+	out = k.Must(t, c, "describe", "pod", "missing")
+	for _, want := range []string{"Failed to pull image", "Error: ErrImagePull", "Back-off pulling image", "Error: ImagePullBackOff"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("describe lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "not present") {
+		t.Fatalf("the kubelet tried to create a container without its image:\n%s", out)
+	}
 }
 
 // TestAgentRestartKeepsContainers kills the server (and its agent) with
@@ -248,7 +265,8 @@ func agentCgroupID(c *framework.Cluster) string {
 
 // TestHTTPServerPodFromTarball runs the static Go test server, imported
 // from a `docker save` tarball into the running node, beside a busybox
-// container that reaches it over the pod's shared loopback.
+// container that reaches it over the pod's shared loopback. The pod names
+// no node: the scheduler places it.
 func TestHTTPServerPodFromTarball(t *testing.T) {
 	c := nodeCluster(t)
 	tarPath := filepath.Join(t.TempDir(), "testserver.tar")
@@ -260,7 +278,6 @@ kind: Pod
 metadata:
   name: web
 spec:
-  nodeName: `+framework.NodeName+`
   terminationGracePeriodSeconds: 1
   containers:
   - name: server

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiff/skiff/test/e2e/framework"
@@ -132,4 +133,75 @@ func podCondition(p *corev1.Pod, typ corev1.PodConditionType) *corev1.PodConditi
 		}
 	}
 	return nil
+}
+
+// TestSchedulerWithHundredsOfSimulatedNodes schedules 1,500 pods onto 300
+// simulated nodes of three sizes and checks no node is over-committed and
+// every anti-affinity group is spread one pod per node.
+func TestSchedulerWithHundredsOfSimulatedNodes(t *testing.T) {
+	c := framework.StartCluster(t, framework.Options{})
+	cs := c.Client()
+	ctx := context.Background()
+	sizes := []string{"2", "4", "8"}
+	for i := range 300 {
+		n := framework.SimulatedNode(fmt.Sprintf("sim-%03d", i), map[string]string{corev1.LabelTopologyZone: fmt.Sprintf("z%d", i%3)}, sizes[i%3], "16Gi", 110)
+		created, err := cs.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{})
+		if err == nil && len(created.Status.Conditions) == 0 {
+			n.ResourceVersion = created.ResourceVersion
+			_, err = cs.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	const pods = 1500
+	for i := range pods {
+		group := fmt.Sprintf("g%d", i%50)
+		p := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("p-%04d", i), Labels: map[string]string{"group": group}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "registry.local/none:v1",
+				Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m")}}}}},
+		}
+		if i%2 == 0 {
+			p.Spec.Affinity = &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{{
+				LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"group": group}}, TopologyKey: corev1.LabelHostname,
+			}}}}
+		}
+		if _, err := cs.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var list *corev1.PodList
+	framework.Eventually(t, 60*time.Second, "all pods bound", func() bool {
+		var err error
+		list, err = cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false
+		}
+		for _, p := range list.Items {
+			if p.Spec.NodeName == "" {
+				return false
+			}
+		}
+		return len(list.Items) == pods
+	})
+	milli := map[string]int64{}
+	groupNodes := map[string]bool{}
+	for _, p := range list.Items {
+		milli[p.Spec.NodeName] += 500
+		if p.Spec.Affinity != nil {
+			key := p.Labels["group"] + "@" + p.Spec.NodeName
+			if groupNodes[key] {
+				t.Fatalf("two anti-affine pods of %s on %s", p.Labels["group"], p.Spec.NodeName)
+			}
+			groupNodes[key] = true
+		}
+	}
+	for i := range 300 {
+		name := fmt.Sprintf("sim-%03d", i)
+		capacity := resource.MustParse(sizes[i%3])
+		if milli[name] > capacity.MilliValue() {
+			t.Fatalf("%s over-committed: %dm of %dm", name, milli[name], capacity.MilliValue())
+		}
+	}
 }

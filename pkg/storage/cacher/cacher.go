@@ -124,7 +124,9 @@ func (c *Cacher) Ready() <-chan struct{} { return c.readyCh }
 func (c *Cacher) Run(ctx context.Context) {
 	c.watcher = c.cfg.Delegate.NewWatcher()
 	defer c.watcher.Close()
-	go c.sendBookmarks(ctx)
+	// The ticker starts before the cache is ready, so a clock step after
+	// readiness (tests) always reaches it.
+	go c.sendBookmarks(ctx, c.cfg.Clock.NewTicker(c.cfg.BookmarkInterval))
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		err := c.syncOnce(ctx)

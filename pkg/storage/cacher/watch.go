@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/utils/clock"
 
 	"github.com/skiff/skiff/pkg/storage"
 	"github.com/skiff/skiff/pkg/storage/etcd3"
@@ -294,8 +295,7 @@ func errorEvent(err error) watch.Event {
 }
 
 // sendBookmarks gives every watch that allows bookmarks one per interval.
-func (c *Cacher) sendBookmarks(ctx context.Context) {
-	t := c.cfg.Clock.NewTicker(c.cfg.BookmarkInterval)
+func (c *Cacher) sendBookmarks(ctx context.Context, t clock.Ticker) {
 	defer t.Stop()
 	for {
 		select {
