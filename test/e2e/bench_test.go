@@ -40,18 +40,18 @@ func BenchmarkPodStartup(b *testing.B) {
 		seq := startPods(b, c, "seq", pods, 1)
 		deletePods(b, c)
 		rt := runtimePid(b, filepath.Join(c.DataDir, "agent"))
-		srv0, rt0 := cpuSeconds(b, c.Pid()), cpuSeconds(b, rt)
+		srv0, rt0 := framework.CPUSeconds(c.Pid()), framework.CPUSeconds(rt)
 		t0 := time.Now()
 		burst := startPods(b, c, "burst", pods, pods)
 		all := time.Since(t0)
-		b.ReportMetric(cpuSeconds(b, c.Pid())-srv0, "burst-server-cpu-s")
-		b.ReportMetric(cpuSeconds(b, rt)-rt0, "burst-runtime-cpu-s")
+		b.ReportMetric(framework.CPUSeconds(c.Pid())-srv0, "burst-server-cpu-s")
+		b.ReportMetric(framework.CPUSeconds(rt)-rt0, "burst-runtime-cpu-s")
 		// What 100 idle pods cost the node, per second.
 		time.Sleep(2 * time.Second)
-		srv0, rt0 = cpuSeconds(b, c.Pid()), cpuSeconds(b, rt)
+		srv0, rt0 = framework.CPUSeconds(c.Pid()), framework.CPUSeconds(rt)
 		time.Sleep(10 * time.Second)
-		b.ReportMetric((cpuSeconds(b, c.Pid())-srv0)/10, "idle-100-server-cpu")
-		b.ReportMetric((cpuSeconds(b, rt)-rt0)/10, "idle-100-runtime-cpu")
+		b.ReportMetric((framework.CPUSeconds(c.Pid())-srv0)/10, "idle-100-server-cpu")
+		b.ReportMetric((framework.CPUSeconds(rt)-rt0)/10, "idle-100-runtime-cpu")
 		deletePods(b, c)
 		b.ReportMetric(ms(pct(seq, 0.5)), "seq-p50-ms")
 		b.ReportMetric(ms(pct(seq, 0.99)), "seq-p99-ms")
@@ -225,20 +225,3 @@ func pct(d []time.Duration, p float64) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-// cpuSeconds is the CPU time (user and system) a process and its reaped
-// children used so far.
-func cpuSeconds(b testing.TB, pid int) float64 {
-	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	// Fields after the command name, which ends with the last ')'.
-	f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+2:]))
-	var ticks float64
-	for _, i := range []int{11, 12, 13, 14} { // utime stime cutime cstime
-		v, _ := strconv.ParseFloat(f[i], 64)
-		ticks += v
-	}
-	return ticks / 100 // USER_HZ
-}

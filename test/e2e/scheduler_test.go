@@ -145,12 +145,7 @@ func TestSchedulerWithHundredsOfSimulatedNodes(t *testing.T) {
 	sizes := []string{"2", "4", "8"}
 	for i := range 300 {
 		n := framework.SimulatedNode(fmt.Sprintf("sim-%03d", i), map[string]string{corev1.LabelTopologyZone: fmt.Sprintf("z%d", i%3)}, sizes[i%3], "16Gi", 110)
-		created, err := cs.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{})
-		if err == nil && len(created.Status.Conditions) == 0 {
-			n.ResourceVersion = created.ResourceVersion
-			_, err = cs.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{})
-		}
-		if err != nil {
+		if err := framework.CreateNode(ctx, cs, n); err != nil {
 			t.Fatal(err)
 		}
 	}

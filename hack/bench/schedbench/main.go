@@ -20,7 +20,6 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -127,7 +126,7 @@ func run(dir string, antiAffinity bool) (float64, time.Duration) {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s := scheduler.New(scheduler.Config{Client: cs, Log: logger()})
-	cpu0 := cpuSeconds(cmd.Process.Pid)
+	cpu0 := framework.CPUSeconds(cmd.Process.Pid)
 	t0 := time.Now()
 	go func() { _ = s.Run(sctx) }()
 	for deadline := t0.Add(10 * time.Minute); s.Scheduled() < int64(*pods); time.Sleep(5 * time.Millisecond) {
@@ -136,19 +135,14 @@ func run(dir string, antiAffinity bool) (float64, time.Duration) {
 		}
 	}
 	d := time.Since(t0)
-	fmt.Fprintf(os.Stderr, "server CPU during the run: %.2f s\n", cpuSeconds(cmd.Process.Pid)-cpu0)
+	fmt.Fprintf(os.Stderr, "server CPU during the run: %.2f s\n", framework.CPUSeconds(cmd.Process.Pid)-cpu0)
 	return float64(*pods) / d.Seconds(), d
 }
 
 func createNodes(ctx context.Context, cs kubernetes.Interface) {
 	parallel(*nodes, func(i int) error {
-		n := framework.SimulatedNode(fmt.Sprintf("node-%04d", i), map[string]string{corev1.LabelTopologyZone: fmt.Sprintf("zone-%d", i%3)}, "32", "128Gi", 110)
-		created, err := cs.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{})
-		if err == nil && len(created.Status.Conditions) == 0 {
-			n.ResourceVersion = created.ResourceVersion
-			_, err = cs.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{})
-		}
-		return err
+		return framework.CreateNode(ctx, cs, framework.SimulatedNode(fmt.Sprintf("node-%04d", i),
+			map[string]string{corev1.LabelTopologyZone: fmt.Sprintf("zone-%d", i%3)}, "32", "128Gi", 110))
 	})
 }
 
@@ -196,18 +190,6 @@ func parallel(n int, f func(i int) error) {
 		}()
 	}
 	wg.Wait()
-}
-
-// cpuSeconds is a process's user and system CPU time.
-func cpuSeconds(pid int) float64 {
-	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+2:]))
-	u, _ := strconv.ParseFloat(f[11], 64)
-	s, _ := strconv.ParseFloat(f[12], 64)
-	return (u + s) / 100
 }
 
 var verbose = flag.Bool("v", false, "log the scheduler's warnings and debug messages")

@@ -53,14 +53,7 @@ func CreateSimulatedNodes(t testing.TB, cs kubernetes.Interface, prefix string, 
 			if labels != nil {
 				l = labels(i)
 			}
-			node := SimulatedNode(fmt.Sprintf("%s-%d", prefix, i), l, "32", "128Gi", 110)
-			created, err := cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
-			if err == nil && len(created.Status.Conditions) == 0 {
-				// Status is a subresource where create drops it.
-				node.ResourceVersion = created.ResourceVersion
-				_, err = cs.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{})
-			}
-			errs <- err
+			errs <- CreateNode(ctx, cs, SimulatedNode(fmt.Sprintf("%s-%d", prefix, i), l, "32", "128Gi", 110))
 		}()
 	}
 	for range n {
@@ -68,4 +61,15 @@ func CreateSimulatedNodes(t testing.TB, cs kubernetes.Interface, prefix string, 
 			t.Fatalf("create simulated node: %v", err)
 		}
 	}
+}
+
+// CreateNode creates a node object with its status (written through the
+// status subresource when create drops it).
+func CreateNode(ctx context.Context, cs kubernetes.Interface, node *corev1.Node) error {
+	created, err := cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
+	if err == nil && len(created.Status.Conditions) == 0 {
+		node.ResourceVersion = created.ResourceVersion
+		_, err = cs.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{})
+	}
+	return err
 }
