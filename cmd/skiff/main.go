@@ -81,6 +81,7 @@ func serverCmd() *cobra.Command {
 	f.StringVar(&cfg.NodeName, "node-name", "", "Node name (default the hostname)")
 	f.BoolVar(&cfg.DisableAgent, "disable-agent", false, "Do not run a local agent and register a local kubelet")
 	f.BoolVar(&cfg.DisableScheduler, "disable-scheduler", false, "Disable the scheduler")
+	f.BoolVar(&cfg.DisableControllerManager, "disable-controller-manager", false, "Disable the controller manager")
 	f.StringVar(&cfg.ClusterCIDR, "cluster-cidr", "10.42.0.0/16", "IPv4 network CIDR to use for pod IPs")
 	f.StringVar(&cfg.ServiceCIDR, "service-cidr", "10.43.0.0/16", "IPv4 network CIDR to use for service IPs")
 	f.StringVar(&cfg.ClusterDNS, "cluster-dns", "", "IPv4 cluster IP for the DNS service (default the 10th address of --service-cidr)")

@@ -183,6 +183,14 @@ type Deleter interface {
 	BeforeDelete(ctx context.Context, obj runtime.Object, opts *metav1.DeleteOptions) (keep bool, err error)
 }
 
+// DeletionHolder is implemented by strategies whose deleted objects are
+// held by more than metadata.finalizers (namespaces: spec.finalizers), as
+// upstream's ShouldDeleteDuringUpdate: an update of a deleted object with
+// no finalizers left removes it only when the strategy no longer holds it.
+type DeletionHolder interface {
+	HoldsDeletion(obj runtime.Object) bool
+}
+
 // DefaultStrategy implements Strategy with no defaults, no extra validation,
 // DNS-subdomain names and unconditional updates allowed.
 type DefaultStrategy struct{}

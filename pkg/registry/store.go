@@ -487,7 +487,9 @@ func (s *Store) prepareUpdate(ctx context.Context, ns, name string, current runt
 		}
 		change = diffReservations(reserver.Reservations(old), reserver.Reservations(obj))
 	}
-	if g := acc.GetDeletionGracePeriodSeconds(); acc.GetDeletionTimestamp() != nil && len(acc.GetFinalizers()) == 0 && (g == nil || *g == 0) {
+	holder, holds := s.Resource.Strategy.(DeletionHolder)
+	if g := acc.GetDeletionGracePeriodSeconds(); acc.GetDeletionTimestamp() != nil && len(acc.GetFinalizers()) == 0 && (g == nil || *g == 0) &&
+		!(holds && holder.HoldsDeletion(obj)) {
 		// The last finalizer is gone: the object goes. Objects in a grace
 		// period (running pods) stay until whoever runs them deletes them.
 		if reserver, ok := strat.(Reserver); ok {

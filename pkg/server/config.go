@@ -31,6 +31,8 @@ type Config struct {
 	DisableAgent bool
 	// DisableScheduler leaves pods unscheduled (for another scheduler).
 	DisableScheduler bool
+	// DisableControllerManager runs no controllers.
+	DisableControllerManager bool
 	// ClusterCIDR is the pod network (default 10.42.0.0/16).
 	ClusterCIDR string
 	// ServiceCIDR is the range ClusterIPs come from (default 10.43.0.0/16).

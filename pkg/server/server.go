@@ -138,6 +138,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ver version.Info) er
 	}
 	log.Info("skiff server ready", "address", ln.Addr().String(), "kubeconfig", cfg.WriteKubeconfig, "startup", time.Since(start).Round(time.Millisecond))
 
+	if !cfg.DisableControllerManager {
+		if err := runControllerManager(ctx, cfg, certs, "https://"+net.JoinHostPort(host, strconv.Itoa(cfg.HTTPSPort)), log); err != nil {
+			srv.Close()
+			return err
+		}
+	}
 	if !cfg.DisableScheduler {
 		if err := runScheduler(ctx, cfg, certs, "https://"+net.JoinHostPort(host, strconv.Itoa(cfg.HTTPSPort)), log); err != nil {
 			srv.Close()

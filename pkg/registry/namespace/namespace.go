@@ -162,6 +162,12 @@ func (s strategy) BeforeDelete(_ context.Context, obj runtime.Object, _ *metav1.
 	return len(ns.Spec.Finalizers) > 0 || len(ns.Finalizers) > 0, nil
 }
 
+// HoldsDeletion implements registry.DeletionHolder: a deleted namespace
+// stays until spec.finalizers is empty too.
+func (strategy) HoldsDeletion(obj runtime.Object) bool {
+	return len(obj.(*corev1.Namespace).Spec.Finalizers) > 0
+}
+
 func validateFinalizers(fs []corev1.FinalizerName) field.ErrorList {
 	var errs field.ErrorList
 	p := field.NewPath("spec", "finalizers")

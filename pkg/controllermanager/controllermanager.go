@@ -1,0 +1,52 @@
+// Package controllermanager runs skiff's controllers (the namespace
+// controller so far; the workload controllers and garbage collector are
+// issue 5) over shared informers. `skiff server` runs it while it holds
+// the kube-system/kube-controller-manager Lease.
+package controllermanager
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/skiff/skiff/pkg/controller/namespace"
+)
+
+// Run starts the controllers with cfg's credentials and runs them until
+// ctx ends.
+func Run(ctx context.Context, cfg *rest.Config, log *slog.Logger) error {
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	f := informers.NewSharedInformerFactory(client, 0)
+	ns, err := namespace.New(client, dyn, memory.NewMemCacheClient(disc), f, log.With("controller", "namespace"))
+	if err != nil {
+		return fmt.Errorf("namespace controller: %w", err)
+	}
+	f.Start(ctx.Done())
+	for typ, ok := range f.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("controller manager: %v informer did not sync", typ)
+		}
+	}
+	log.Info("controller manager running")
+	ns.Run(ctx, 5)
+	f.Shutdown()
+	return nil
+}

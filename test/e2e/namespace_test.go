@@ -1,0 +1,62 @@
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/skiff/skiff/test/e2e/framework"
+)
+
+// TestNamespaceDeletionEmptiesIt deletes a namespace with objects of
+// several kinds: it is Terminating while an object with a finalizer holds
+// it (with upstream's condition), then everything and the namespace go.
+func TestNamespaceDeletionEmptiesIt(t *testing.T) {
+	c := framework.StartCluster(t, framework.Options{})
+	k := framework.Kubectls(t)[len(framework.Kubectls(t))-1]
+	k.Must(t, c, "create", "namespace", "doomed")
+	k.Must(t, c, "-n", "doomed", "create", "configmap", "settings", "--from-literal=a=b")
+	k.Must(t, c, "-n", "doomed", "create", "secret", "generic", "token", "--from-literal=t=s")
+	k.Must(t, c, "-n", "doomed", "create", "service", "clusterip", "web", "--tcp=80:8080")
+	k.Must(t, c, "-n", "doomed", "create", "deployment", "web", "--image=registry.local/none:v1")
+	k.MustIn(t, c, `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: held
+  namespace: doomed
+  finalizers: ["example.com/hold"]
+`, "create", "-f", "-")
+	k.Must(t, c, "delete", "namespace", "doomed", "--wait=false")
+	cs := c.Client()
+	ctx := context.Background()
+	framework.Eventually(t, 15*time.Second, "only the held configmap left, with the condition", func() bool {
+		ns, err := cs.CoreV1().Namespaces().Get(ctx, "doomed", metav1.GetOptions{})
+		if err != nil || ns.Status.Phase != corev1.NamespaceTerminating {
+			return false
+		}
+		for _, cond := range ns.Status.Conditions {
+			if cond.Type == corev1.NamespaceContentRemaining && strings.Contains(cond.Message, "configmaps has 1 resource instances") {
+				return true
+			}
+		}
+		return false
+	})
+	for _, res := range []string{"secrets", "services", "deployments"} {
+		if out := k.Must(t, c, "-n", "doomed", "get", res, "-o", "name"); strings.TrimSpace(out) != "" {
+			t.Fatalf("%s left in a terminating namespace:\n%s", res, out)
+		}
+	}
+	k.Must(t, c, "-n", "doomed", "patch", "configmap", "held", "--type=merge", "-p", `{"metadata":{"finalizers":null}}`)
+	framework.Eventually(t, 15*time.Second, "namespace gone", func() bool {
+		_, err := cs.CoreV1().Namespaces().Get(ctx, "doomed", metav1.GetOptions{})
+		return err != nil && strings.Contains(err.Error(), "not found")
+	})
+	// kubectl's own wait works too.
+	k.Must(t, c, "create", "namespace", "brief")
+	k.Must(t, c, "-n", "brief", "create", "configmap", "x")
+	k.Must(t, c, "delete", "namespace", "brief", "--timeout=20s")
+}
