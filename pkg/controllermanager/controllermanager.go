@@ -1,6 +1,6 @@
-// Package controllermanager runs skiff's controllers (the namespace
-// controller so far; the workload controllers and garbage collector are
-// issue 5) over shared informers. `skiff server` runs it while it holds
+// Package controllermanager runs skiff's controllers over shared
+// informers: namespace, serviceaccounts and the root CA publisher so far
+// (the workload controllers and garbage collector are issue 5). `skiff server` runs it while it holds
 // the kube-system/kube-controller-manager Lease.
 package controllermanager
 
@@ -17,11 +17,13 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/skiff/skiff/pkg/controller/namespace"
+	"github.com/skiff/skiff/pkg/controller/rootcacert"
+	"github.com/skiff/skiff/pkg/controller/serviceaccount"
 )
 
 // Run starts the controllers with cfg's credentials and runs them until
-// ctx ends.
-func Run(ctx context.Context, cfg *rest.Config, log *slog.Logger) error {
+// ctx ends; rootCA is the cluster CA certificate (PEM) they publish.
+func Run(ctx context.Context, cfg *rest.Config, rootCA []byte, log *slog.Logger) error {
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err
@@ -39,6 +41,14 @@ func Run(ctx context.Context, cfg *rest.Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("namespace controller: %w", err)
 	}
+	sa, err := serviceaccount.New(client, f, log.With("controller", "serviceaccount"))
+	if err != nil {
+		return fmt.Errorf("serviceaccount controller: %w", err)
+	}
+	ca, err := rootcacert.New(client, rootCA, f, log.With("controller", "root-ca-cert-publisher"))
+	if err != nil {
+		return fmt.Errorf("root CA publisher: %w", err)
+	}
 	f.Start(ctx.Done())
 	for typ, ok := range f.WaitForCacheSync(ctx.Done()) {
 		if !ok {
@@ -46,6 +56,8 @@ func Run(ctx context.Context, cfg *rest.Config, log *slog.Logger) error {
 		}
 	}
 	log.Info("controller manager running")
+	go sa.Run(ctx, 2)
+	go ca.Run(ctx, 2)
 	ns.Run(ctx, 5)
 	f.Shutdown()
 	return nil

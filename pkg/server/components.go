@@ -82,7 +82,7 @@ func runControllerManager(ctx context.Context, cfg Config, certs *clusterCerts, 
 	}
 	log = log.With("component", "controller-manager")
 	go leader.Run(ctx, client, "kube-controller-manager", leaderIdentity(cfg), log, func(ctx context.Context) {
-		if err := controllermanager.Run(ctx, rc, log); err != nil && ctx.Err() == nil {
+		if err := controllermanager.Run(ctx, rc, certs.ca.CertPEM, log); err != nil && ctx.Err() == nil {
 			log.Error("controller manager stopped", "err", err)
 		}
 	})

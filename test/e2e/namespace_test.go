@@ -60,3 +60,32 @@ metadata:
 	k.Must(t, c, "-n", "brief", "create", "configmap", "x")
 	k.Must(t, c, "delete", "namespace", "brief", "--timeout=20s")
 }
+
+// TestNamespaceDefaults checks what every namespace gets from the
+// controllers: the default ServiceAccount and the kube-root-ca.crt
+// ConfigMap with the cluster CA, both restored when removed or changed.
+func TestNamespaceDefaults(t *testing.T) {
+	c := framework.StartCluster(t, framework.Options{})
+	k := framework.Kubectls(t)[0]
+	cs := c.Client()
+	ctx := context.Background()
+	k.Must(t, c, "create", "namespace", "team")
+	ca := string(c.RESTConfig().CAData)
+	framework.Eventually(t, 10*time.Second, "kube-root-ca.crt published", func() bool {
+		cm, err := cs.CoreV1().ConfigMaps("team").Get(ctx, "kube-root-ca.crt", metav1.GetOptions{})
+		return err == nil && cm.Data["ca.crt"] == ca
+	})
+	k.Must(t, c, "-n", "team", "patch", "configmap", "kube-root-ca.crt", "--type=merge", "-p", `{"data":{"ca.crt":"tampered"}}`)
+	framework.Eventually(t, 10*time.Second, "kube-root-ca.crt restored", func() bool {
+		cm, err := cs.CoreV1().ConfigMaps("team").Get(ctx, "kube-root-ca.crt", metav1.GetOptions{})
+		return err == nil && cm.Data["ca.crt"] == ca
+	})
+	k.Must(t, c, "-n", "team", "delete", "serviceaccount", "default")
+	framework.Eventually(t, 10*time.Second, "default service account recreated", func() bool {
+		_, err := cs.CoreV1().ServiceAccounts("team").Get(ctx, "default", metav1.GetOptions{})
+		return err == nil
+	})
+	if out := k.Must(t, c, "get", "configmaps", "-A", "--field-selector", "metadata.name=kube-root-ca.crt", "-o", "name"); strings.Count(out, "kube-root-ca.crt") < 4 {
+		t.Fatalf("kube-root-ca.crt in every namespace (default, kube-system, kube-public, kube-node-lease, team):\n%s", out)
+	}
+}
