@@ -1,6 +1,6 @@
 // Package controllermanager runs skiff's controllers over shared
-// informers: namespace, serviceaccounts and the root CA publisher so far
-// (the workload controllers and garbage collector are issue 5). `skiff server` runs it while it holds
+// informers: garbage collector, namespace, serviceaccounts and the root CA
+// publisher so far (the workload controllers are issue 5). `skiff server` runs it while it holds
 // the kube-system/kube-controller-manager Lease.
 package controllermanager
 
@@ -14,8 +14,10 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 
+	"github.com/skiff/skiff/pkg/controller/garbagecollector"
 	"github.com/skiff/skiff/pkg/controller/namespace"
 	"github.com/skiff/skiff/pkg/controller/rootcacert"
 	"github.com/skiff/skiff/pkg/controller/serviceaccount"
@@ -36,8 +38,13 @@ func Run(ctx context.Context, cfg *rest.Config, rootCA []byte, log *slog.Logger)
 	if err != nil {
 		return err
 	}
+	meta, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	cached := memory.NewMemCacheClient(disc)
 	f := informers.NewSharedInformerFactory(client, 0)
-	ns, err := namespace.New(client, dyn, memory.NewMemCacheClient(disc), f, log.With("controller", "namespace"))
+	ns, err := namespace.New(client, dyn, cached, f, log.With("controller", "namespace"))
 	if err != nil {
 		return fmt.Errorf("namespace controller: %w", err)
 	}
@@ -56,6 +63,12 @@ func Run(ctx context.Context, cfg *rest.Config, rootCA []byte, log *slog.Logger)
 		}
 	}
 	log.Info("controller manager running")
+	gc := garbagecollector.New(meta, cached, log.With("controller", "garbagecollector"))
+	go func() {
+		if err := gc.Run(ctx, 5); err != nil && ctx.Err() == nil {
+			log.Error("garbage collector stopped", "err", err)
+		}
+	}()
 	go sa.Run(ctx, 2)
 	go ca.Run(ctx, 2)
 	ns.Run(ctx, 5)

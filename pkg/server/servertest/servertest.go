@@ -54,6 +54,10 @@ func Start(t testing.TB, mutate ...func(*server.Config)) *Server {
 		HTTPSPort:    port,
 		BindAddress:  "127.0.0.1",
 		DisableAgent: true,
+		// API tests see only what they do: no controllers or scheduler
+		// writing beside them (mutate turns them on).
+		DisableScheduler:         true,
+		DisableControllerManager: true,
 	}
 	for _, m := range mutate {
 		m(&cfg)
