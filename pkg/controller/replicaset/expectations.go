@@ -1,0 +1,69 @@
+package replicaset
+
+import (
+	"sync"
+	"time"
+
+	"k8s.io/utils/clock"
+)
+
+// expectationsTimeout is how long unobserved creations or deletions are
+// waited for before a sync acts again anyway (upstream's 5 minutes).
+const expectationsTimeout = 5 * time.Minute
+
+// expectations remember, per controller, how many pod creations and
+// deletions it issued that the informer has not shown yet, so a burst of
+// watch events never makes it create or delete twice.
+type expectations struct {
+	clock clock.PassiveClock
+	mu    sync.Mutex
+	m     map[string]*expectation
+}
+
+type expectation struct {
+	add, del int64
+	at       time.Time
+}
+
+func newExpectations(clk clock.PassiveClock) *expectations {
+	return &expectations{clock: clk, m: map[string]*expectation{}}
+}
+
+// satisfied reports whether everything expected for key was observed (or
+// waited for too long).
+func (e *expectations) satisfied(key string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	x, ok := e.m[key]
+	if !ok {
+		return true
+	}
+	return x.add <= 0 && x.del <= 0 || e.clock.Since(x.at) > expectationsTimeout
+}
+
+// expect sets what key's next sync must observe.
+func (e *expectations) expect(key string, add, del int64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.m[key] = &expectation{add: add, del: del, at: e.clock.Now()}
+}
+
+// observed lowers the expectation (add or delete) by one.
+func (e *expectations) observed(key string, add bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if x, ok := e.m[key]; ok {
+		if add {
+			x.add--
+		} else {
+			x.del--
+		}
+	}
+}
+
+// forget drops key's expectations.
+func (e *expectations) forget(key string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.m, key)
+}
