@@ -1,6 +1,7 @@
 // Package controllermanager runs skiff's controllers over shared
-// informers: garbage collector, namespace, serviceaccounts and the root CA
-// publisher so far (the workload controllers are issue 5). `skiff server` runs it while it holds
+// informers: ReplicaSet, ReplicationController, garbage collector,
+// namespace, serviceaccounts and the root CA publisher so far (the other
+// workload controllers are issues 5 and 6). `skiff server` runs it while it holds
 // the kube-system/kube-controller-manager Lease.
 package controllermanager
 
@@ -16,9 +17,11 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
 
 	"github.com/skiff/skiff/pkg/controller/garbagecollector"
 	"github.com/skiff/skiff/pkg/controller/namespace"
+	"github.com/skiff/skiff/pkg/controller/replicaset"
 	"github.com/skiff/skiff/pkg/controller/rootcacert"
 	"github.com/skiff/skiff/pkg/controller/serviceaccount"
 )
@@ -56,6 +59,14 @@ func Run(ctx context.Context, cfg *rest.Config, rootCA []byte, log *slog.Logger)
 	if err != nil {
 		return fmt.Errorf("root CA publisher: %w", err)
 	}
+	rs, err := replicaset.NewReplicaSet(client, f, clock.RealClock{}, log.With("controller", "replicaset"))
+	if err != nil {
+		return fmt.Errorf("replicaset controller: %w", err)
+	}
+	rc, err := replicaset.NewReplicationController(client, f, clock.RealClock{}, log.With("controller", "replicationcontroller"))
+	if err != nil {
+		return fmt.Errorf("replicationcontroller controller: %w", err)
+	}
 	f.Start(ctx.Done())
 	for typ, ok := range f.WaitForCacheSync(ctx.Done()) {
 		if !ok {
@@ -69,6 +80,8 @@ func Run(ctx context.Context, cfg *rest.Config, rootCA []byte, log *slog.Logger)
 			log.Error("garbage collector stopped", "err", err)
 		}
 	}()
+	go rs.Run(ctx, 5)
+	go rc.Run(ctx, 5)
 	go sa.Run(ctx, 2)
 	go ca.Run(ctx, 2)
 	ns.Run(ctx, 5)
