@@ -1,5 +1,5 @@
 // Package controllermanager runs skiff's controllers over shared
-// informers: ReplicaSet, ReplicationController, garbage collector,
+// informers: ReplicaSet, ReplicationController, DaemonSet, garbage collector,
 // namespace, serviceaccounts and the root CA publisher so far (the other
 // workload controllers are issues 5 and 6). `skiff server` runs it while it holds
 // the kube-system/kube-controller-manager Lease.
@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 
+	"github.com/skiff/skiff/pkg/controller/daemonset"
 	"github.com/skiff/skiff/pkg/controller/garbagecollector"
 	"github.com/skiff/skiff/pkg/controller/namespace"
 	"github.com/skiff/skiff/pkg/controller/replicaset"
@@ -67,6 +68,10 @@ func Run(ctx context.Context, cfg *rest.Config, rootCA []byte, log *slog.Logger)
 	if err != nil {
 		return fmt.Errorf("replicationcontroller controller: %w", err)
 	}
+	ds, err := daemonset.New(client, f, clock.RealClock{}, log.With("controller", "daemonset"))
+	if err != nil {
+		return fmt.Errorf("daemonset controller: %w", err)
+	}
 	f.Start(ctx.Done())
 	for typ, ok := range f.WaitForCacheSync(ctx.Done()) {
 		if !ok {
@@ -81,6 +86,7 @@ func Run(ctx context.Context, cfg *rest.Config, rootCA []byte, log *slog.Logger)
 		}
 	}()
 	go rs.Run(ctx, 5)
+	go ds.Run(ctx, 2)
 	go rc.Run(ctx, 5)
 	go sa.Run(ctx, 2)
 	go ca.Run(ctx, 2)

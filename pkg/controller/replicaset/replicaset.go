@@ -35,6 +35,8 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
+
+	"github.com/skiff/skiff/pkg/controller/expectations"
 )
 
 // burstReplicas bounds the creations or deletions of one sync (upstream's
@@ -73,7 +75,7 @@ type Controller struct {
 	client   kubernetes.Interface
 	pods     corelisters.PodLister
 	queue    workqueue.TypedRateLimitingInterface[string]
-	exp      *expectations
+	exp      *expectations.Expectations
 	clock    clock.Clock
 	recorder record.EventRecorder
 	log      *slog.Logger
@@ -91,7 +93,7 @@ func NewReplicationController(client kubernetes.Interface, f informers.SharedInf
 
 func newController(k kind, client kubernetes.Interface, f informers.SharedInformerFactory, clk clock.Clock, log *slog.Logger) (*Controller, error) {
 	c := &Controller{
-		kind: k, client: client, pods: f.Core().V1().Pods().Lister(), exp: newExpectations(clk), clock: clk, log: log,
+		kind: k, client: client, pods: f.Core().V1().Pods().Lister(), exp: expectations.New(clk), clock: clk, log: log,
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: k.gvk().Kind}),
 	}
@@ -134,9 +136,9 @@ func (c *Controller) onPod(old, p *corev1.Pod, deleted bool) {
 	if key, ok := c.controllerKey(p); ok {
 		switch {
 		case deleted:
-			c.exp.observed(key, false)
+			c.exp.Observed(key, false)
 		case old == nil:
-			c.exp.observed(key, true)
+			c.exp.Observed(key, true)
 		}
 		c.queue.Add(key)
 	} else if !deleted && p.DeletionTimestamp == nil {
@@ -214,7 +216,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	}
 	o, err := c.kind.get(ns, name)
 	if apierrors.IsNotFound(err) {
-		c.exp.forget(key)
+		c.exp.Forget(key)
 		return nil
 	}
 	if err != nil {
@@ -235,7 +237,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		}
 	}
 	var manageErr error
-	if c.exp.satisfied(key) && o.meta.GetDeletionTimestamp() == nil {
+	if c.exp.Satisfied(key) && o.meta.GetDeletionTimestamp() == nil {
 		manageErr = c.manage(ctx, key, o, active)
 	}
 	if err := c.updateStatus(ctx, o, active); err != nil {
@@ -309,7 +311,7 @@ func (c *Controller) manage(ctx context.Context, key string, o *owner, active []
 	switch {
 	case diff < 0:
 		n := min(-diff, burstReplicas)
-		c.exp.expect(key, int64(n), 0)
+		c.exp.Expect(key, int64(n), 0)
 		// Slow start (1, 2, 4, ...) so a failing template fails cheaply.
 		created := 0
 		for batch := 1; created < n; batch = min(2*batch, n-created) {
@@ -321,7 +323,7 @@ func (c *Controller) manage(ctx context.Context, key string, o *owner, active []
 			var first error
 			for range batch {
 				if err := <-errs; err != nil {
-					c.exp.observed(key, true)
+					c.exp.Observed(key, true)
 					if first == nil {
 						first = err
 					}
@@ -331,7 +333,7 @@ func (c *Controller) manage(ctx context.Context, key string, o *owner, active []
 			if first != nil {
 				// The rest are not created: no longer expected.
 				for range n - created {
-					c.exp.observed(key, true)
+					c.exp.Observed(key, true)
 				}
 				return first
 			}
@@ -339,11 +341,11 @@ func (c *Controller) manage(ctx context.Context, key string, o *owner, active []
 	case diff > 0:
 		n := min(diff, burstReplicas)
 		victims := deletionOrder(active, c.clock.Now())[:n]
-		c.exp.expect(key, 0, int64(n))
+		c.exp.Expect(key, 0, int64(n))
 		for _, p := range victims {
 			err := c.client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
 			if err != nil {
-				c.exp.observed(key, false)
+				c.exp.Observed(key, false)
 				if !apierrors.IsNotFound(err) {
 					c.recorder.Eventf(o.obj, corev1.EventTypeWarning, "FailedDelete", "Error deleting: %v", err)
 					return err

@@ -1,4 +1,8 @@
-package replicaset
+// Package expectations remembers, per controller object, the pod creations
+// and deletions a controller issued that its informer has not shown yet,
+// so that a burst of watch events never makes it create or delete twice
+// (upstream's ControllerExpectations).
+package expectations
 
 import (
 	"sync"
@@ -11,10 +15,10 @@ import (
 // waited for before a sync acts again anyway (upstream's 5 minutes).
 const expectationsTimeout = 5 * time.Minute
 
-// expectations remember, per controller, how many pod creations and
+// Expectations remember, per controller, how many pod creations and
 // deletions it issued that the informer has not shown yet, so a burst of
 // watch events never makes it create or delete twice.
-type expectations struct {
+type Expectations struct {
 	clock clock.PassiveClock
 	mu    sync.Mutex
 	m     map[string]*expectation
@@ -25,13 +29,14 @@ type expectation struct {
 	at       time.Time
 }
 
-func newExpectations(clk clock.PassiveClock) *expectations {
-	return &expectations{clock: clk, m: map[string]*expectation{}}
+// New returns empty Expectations.
+func New(clk clock.PassiveClock) *Expectations {
+	return &Expectations{clock: clk, m: map[string]*expectation{}}
 }
 
-// satisfied reports whether everything expected for key was observed (or
+// Satisfied reports whether everything expected for key was observed (or
 // waited for too long).
-func (e *expectations) satisfied(key string) bool {
+func (e *Expectations) Satisfied(key string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	x, ok := e.m[key]
@@ -41,15 +46,15 @@ func (e *expectations) satisfied(key string) bool {
 	return x.add <= 0 && x.del <= 0 || e.clock.Since(x.at) > expectationsTimeout
 }
 
-// expect sets what key's next sync must observe.
-func (e *expectations) expect(key string, add, del int64) {
+// Expect sets what key's next sync must observe.
+func (e *Expectations) Expect(key string, add, del int64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.m[key] = &expectation{add: add, del: del, at: e.clock.Now()}
 }
 
-// observed lowers the expectation (add or delete) by one.
-func (e *expectations) observed(key string, add bool) {
+// Observed lowers the expectation (add or delete) by one.
+func (e *Expectations) Observed(key string, add bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if x, ok := e.m[key]; ok {
@@ -61,8 +66,8 @@ func (e *expectations) observed(key string, add bool) {
 	}
 }
 
-// forget drops key's expectations.
-func (e *expectations) forget(key string) {
+// Forget drops key's expectations.
+func (e *Expectations) Forget(key string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	delete(e.m, key)

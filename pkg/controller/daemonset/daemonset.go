@@ -1,0 +1,427 @@
+// Package daemonset runs one pod of each DaemonSet on every eligible node,
+// as upstream's controller does: a node is eligible when it matches the
+// pod template's nodeSelector and required node affinity and its taints
+// are tolerated (the DaemonSet tolerations upstream adds are added too).
+// Pods are created for their node (required node affinity on
+// metadata.name, which the scheduler honours), removed from nodes that
+// stop being eligible, and replaced when deleted. Status reports
+// desired/current/ready/available/misscheduled/updated numbers.
+// Templates changes roll out (RollingUpdate, maxUnavailable) or wait for
+// pods to be deleted (OnDelete).
+package daemonset
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"sort"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	appslisters "k8s.io/client-go/listers/apps/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	"github.com/skiff/skiff/pkg/controller/expectations"
+)
+
+// TemplateHashLabel marks a DaemonSet pod with the template it came from
+// (upstream's controller-revision-hash).
+const TemplateHashLabel = appsv1.DefaultDaemonSetUniqueLabelKey
+
+var gvk = appsv1.SchemeGroupVersion.WithKind("DaemonSet")
+
+// Controller runs DaemonSets.
+type Controller struct {
+	client   kubernetes.Interface
+	sets     appslisters.DaemonSetLister
+	nodes    corelisters.NodeLister
+	pods     corelisters.PodLister
+	queue    workqueue.TypedRateLimitingInterface[string]
+	exp      *expectations.Expectations
+	recorder record.EventRecorder
+	log      *slog.Logger
+}
+
+// New returns a Controller fed by f's informers.
+func New(client kubernetes.Interface, f informers.SharedInformerFactory, clk clock.Clock, log *slog.Logger) (*Controller, error) {
+	c := &Controller{client: client, sets: f.Apps().V1().DaemonSets().Lister(), nodes: f.Core().V1().Nodes().Lister(),
+		pods: f.Core().V1().Pods().Lister(), log: log, exp: expectations.New(clk),
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "daemonset"})}
+	enqueue := func(obj any) {
+		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
+			c.queue.Add(key)
+		}
+	}
+	if _, err := f.Apps().V1().DaemonSets().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: enqueue, UpdateFunc: func(_, obj any) { enqueue(obj) }, DeleteFunc: enqueue,
+	}); err != nil {
+		return nil, err
+	}
+	all := func(any) { c.enqueueAll() }
+	if _, err := f.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: all, DeleteFunc: all,
+		UpdateFunc: func(old, obj any) {
+			o, n := old.(*corev1.Node), obj.(*corev1.Node)
+			if !labels.Equals(o.Labels, n.Labels) || !equalTaints(o.Spec.Taints, n.Spec.Taints) || o.Spec.Unschedulable != n.Spec.Unschedulable {
+				c.enqueueAll()
+			}
+		},
+	}); err != nil {
+		return nil, err
+	}
+	onPod := func(obj any, observe func(key string)) {
+		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		if p, ok := obj.(*corev1.Pod); ok {
+			if ref := metav1.GetControllerOf(p); ref != nil && ref.Kind == "DaemonSet" {
+				key := p.Namespace + "/" + ref.Name
+				if observe != nil {
+					observe(key)
+				}
+				c.queue.Add(key)
+			}
+		}
+	}
+	_, err := f.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { onPod(obj, func(k string) { c.exp.Observed(k, true) }) },
+		UpdateFunc: func(_, obj any) { onPod(obj, nil) },
+		DeleteFunc: func(obj any) { onPod(obj, func(k string) { c.exp.Observed(k, false) }) },
+	})
+	return c, err
+}
+
+func equalTaints(a, b []corev1.Taint) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !a[i].MatchTaint(&b[i]) || a[i].Value != b[i].Value {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Controller) enqueueAll() {
+	sets, _ := c.sets.List(labels.Everything())
+	for _, ds := range sets {
+		c.queue.Add(ds.Namespace + "/" + ds.Name)
+	}
+}
+
+// Run runs workers until ctx ends.
+func (c *Controller) Run(ctx context.Context, workers int) {
+	b := record.NewBroadcaster(record.WithContext(ctx))
+	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
+	defer b.Shutdown()
+	c.recorder = b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "daemonset-controller"})
+	defer c.queue.ShutDown()
+	for range workers {
+		go func() {
+			for c.next(ctx) {
+			}
+		}()
+	}
+	<-ctx.Done()
+}
+
+func (c *Controller) next(ctx context.Context) bool {
+	key, quit := c.queue.Get()
+	if quit {
+		return false
+	}
+	defer c.queue.Done(key)
+	if err := c.sync(ctx, key); err != nil {
+		c.log.Warn("sync daemonset", "key", key, "err", err)
+		c.queue.AddRateLimited(key)
+		return true
+	}
+	c.queue.Forget(key)
+	return true
+}
+
+// templateHash identifies a template version.
+func templateHash(t *corev1.PodTemplateSpec) string {
+	b, _ := json.Marshal(t)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:5])
+}
+
+// daemonTolerations are the tolerations upstream adds to DaemonSet pods so
+// that they run on not-ready, unreachable, pressured and cordoned nodes.
+var daemonTolerations = []corev1.Toleration{
+	{Key: corev1.TaintNodeNotReady, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute},
+	{Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute},
+	{Key: corev1.TaintNodeDiskPressure, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule},
+	{Key: corev1.TaintNodeMemoryPressure, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule},
+	{Key: corev1.TaintNodePIDPressure, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule},
+	{Key: corev1.TaintNodeUnschedulable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule},
+}
+
+// eligible reports whether the DaemonSet's pod should run on node, and
+// whether a pod already there may keep running (an untolerated NoSchedule
+// taint keeps new pods off but does not evict, as upstream).
+func eligible(ds *appsv1.DaemonSet, node *corev1.Node) (shouldRun, mayContinue bool) {
+	pod := &corev1.Pod{Spec: ds.Spec.Template.Spec}
+	if ok, _ := nodeaffinity.GetRequiredNodeAffinity(pod).Match(node); !ok {
+		return false, false
+	}
+	tols := append(append([]corev1.Toleration{}, ds.Spec.Template.Spec.Tolerations...), daemonTolerations...)
+	shouldRun, mayContinue = true, true
+	for _, t := range node.Spec.Taints {
+		if t.Effect == corev1.TaintEffectPreferNoSchedule {
+			continue
+		}
+		ok := false
+		for i := range tols {
+			if tols[i].ToleratesTaint(klog.Background(), &t, false) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			shouldRun = false
+			if t.Effect == corev1.TaintEffectNoExecute {
+				mayContinue = false
+			}
+		}
+	}
+	return shouldRun, mayContinue
+}
+
+func (c *Controller) sync(ctx context.Context, key string) error {
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return err
+	}
+	ds, err := c.sets.DaemonSets(ns).Get(name)
+	if apierrors.IsNotFound(err) {
+		c.exp.Forget(key)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	sel, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
+	if err != nil {
+		return err
+	}
+	nodes, err := c.nodes.List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	all, err := c.pods.Pods(ns).List(sel)
+	if err != nil {
+		return err
+	}
+	byNode := map[string][]*corev1.Pod{}
+	for _, p := range all {
+		if ref := metav1.GetControllerOf(p); ref == nil || ref.UID != ds.UID {
+			continue
+		}
+		if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+			continue
+		}
+		byNode[podNode(p)] = append(byNode[podNode(p)], p)
+	}
+	hash := templateHash(&ds.Spec.Template)
+	var st appsv1.DaemonSetStatus
+	var create []string
+	var remove []*corev1.Pod
+	var outdated []*corev1.Pod
+	for _, n := range nodes {
+		pods := byNode[n.Name]
+		delete(byNode, n.Name)
+		shouldRun, mayContinue := eligible(ds, n)
+		if !shouldRun {
+			if len(pods) > 0 && !mayContinue {
+				st.NumberMisscheduled++
+				remove = append(remove, pods...)
+			}
+			continue
+		}
+		st.DesiredNumberScheduled++
+		if len(pods) == 0 {
+			create = append(create, n.Name)
+			continue
+		}
+		sort.Slice(pods, func(i, j int) bool { return pods[i].CreationTimestamp.Before(&pods[j].CreationTimestamp) })
+		remove = append(remove, pods[1:]...) // one per node
+		p := pods[0]
+		st.CurrentNumberScheduled++
+		ready := isReady(p)
+		if ready {
+			st.NumberReady++
+			st.NumberAvailable++
+		}
+		if p.Labels[TemplateHashLabel] == hash {
+			st.UpdatedNumberScheduled++
+		} else {
+			outdated = append(outdated, p)
+		}
+	}
+	for _, pods := range byNode { // pods on nodes that no longer exist
+		remove = append(remove, pods...)
+	}
+	st.NumberUnavailable = st.DesiredNumberScheduled - st.NumberAvailable
+	if ds.DeletionTimestamp == nil && c.exp.Satisfied(key) {
+		c.exp.Expect(key, int64(len(create)), int64(len(remove)))
+		for _, node := range create {
+			if err := c.createPod(ctx, ds, node, hash); err != nil {
+				return err
+			}
+		}
+		for _, p := range remove {
+			if err := c.deletePod(ctx, ds, p); err != nil {
+				return err
+			}
+		}
+		if ds.Spec.UpdateStrategy.Type != appsv1.OnDeleteDaemonSetStrategyType {
+			if err := c.rollOut(ctx, ds, outdated, st); err != nil {
+				return err
+			}
+		}
+	}
+	st.ObservedGeneration = ds.Generation
+	st.Conditions, st.CollisionCount = ds.Status.Conditions, ds.Status.CollisionCount
+	if !reflect.DeepEqual(st, ds.Status) {
+		ds = ds.DeepCopy()
+		ds.Status = st
+		_, err := c.client.AppsV1().DaemonSets(ns).UpdateStatus(ctx, ds, metav1.UpdateOptions{})
+		if err != nil && !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+// rollOut deletes outdated pods (they come back from the new template)
+// while no more than maxUnavailable pods are unavailable.
+func (c *Controller) rollOut(ctx context.Context, ds *appsv1.DaemonSet, outdated []*corev1.Pod, st appsv1.DaemonSetStatus) error {
+	maxUnavailable := intstr.FromInt32(1)
+	if ru := ds.Spec.UpdateStrategy.RollingUpdate; ru != nil && ru.MaxUnavailable != nil {
+		maxUnavailable = *ru.MaxUnavailable
+	}
+	budget, err := intstr.GetScaledValueFromIntOrPercent(&maxUnavailable, int(st.DesiredNumberScheduled), true)
+	if err != nil {
+		return err
+	}
+	budget = max(budget, 1) - int(st.NumberUnavailable)
+	// Unavailable outdated pods go first: they cost nothing.
+	sort.SliceStable(outdated, func(i, j int) bool { return !isReady(outdated[i]) && isReady(outdated[j]) })
+	for _, p := range outdated {
+		if isReady(p) {
+			if budget <= 0 {
+				break
+			}
+			budget--
+		}
+		if err := c.deletePod(ctx, ds, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func isReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// podNode is the node a DaemonSet pod is for: its nodeName, or the node its
+// required affinity names before it is bound.
+func podNode(p *corev1.Pod) string {
+	if p.Spec.NodeName != "" {
+		return p.Spec.NodeName
+	}
+	if a := p.Spec.Affinity; a != nil && a.NodeAffinity != nil && a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil {
+		for _, t := range a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
+			for _, f := range t.MatchFields {
+				if f.Key == "metadata.name" && f.Operator == corev1.NodeSelectorOpIn && len(f.Values) == 1 {
+					return f.Values[0]
+				}
+			}
+		}
+	}
+	return ""
+}
+
+func (c *Controller) createPod(ctx context.Context, ds *appsv1.DaemonSet, node, hash string) error {
+	t := ds.Spec.Template.DeepCopy()
+	l := map[string]string{TemplateHashLabel: hash}
+	for k, v := range t.Labels {
+		l[k] = v
+	}
+	spec := t.Spec
+	spec.Tolerations = append(spec.Tolerations, daemonTolerations...)
+	// Pin the pod to its node through required node affinity, replacing
+	// any metadata.name term, as upstream does.
+	term := corev1.NodeSelectorTerm{MatchFields: []corev1.NodeSelectorRequirement{{Key: "metadata.name", Operator: corev1.NodeSelectorOpIn, Values: []string{node}}}}
+	if spec.Affinity == nil {
+		spec.Affinity = &corev1.Affinity{}
+	}
+	if spec.Affinity.NodeAffinity == nil {
+		spec.Affinity.NodeAffinity = &corev1.NodeAffinity{}
+	}
+	req := spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution
+	if req == nil || len(req.NodeSelectorTerms) == 0 {
+		spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution = &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{term}}
+	} else {
+		for i := range req.NodeSelectorTerms {
+			req.NodeSelectorTerms[i].MatchFields = term.MatchFields
+		}
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: ds.Name + "-", Namespace: ds.Namespace, Labels: l, Annotations: t.Annotations,
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(ds, gvk)}},
+		Spec: spec,
+	}
+	created, err := c.client.CoreV1().Pods(ds.Namespace).Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil {
+		c.exp.Observed(ds.Namespace+"/"+ds.Name, true)
+		c.recorder.Eventf(ds, corev1.EventTypeWarning, "FailedCreate", "Error creating: %v", err)
+		return err
+	}
+	c.recorder.Eventf(ds, corev1.EventTypeNormal, "SuccessfulCreate", "Created pod: %s", created.Name)
+	return nil
+}
+
+func (c *Controller) deletePod(ctx context.Context, ds *appsv1.DaemonSet, p *corev1.Pod) error {
+	err := c.client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
+	if err != nil {
+		c.exp.Observed(ds.Namespace+"/"+ds.Name, false)
+	}
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil
+	}
+	if err != nil {
+		c.recorder.Eventf(ds, corev1.EventTypeWarning, "FailedDelete", "Error deleting: %v", err)
+		return fmt.Errorf("delete pod %s: %w", p.Name, err)
+	}
+	c.recorder.Eventf(ds, corev1.EventTypeNormal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
+	return nil
+}
