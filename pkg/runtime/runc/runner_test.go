@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -188,12 +189,20 @@ func TestContainersShareASandbox(t *testing.T) {
 		return c, p
 	}
 	var server, client bytes.Buffer
-	_, sp := start("server", []string{"/bin/sh", "-c", "hostname; nc -l -p 9000"}, &server)
-	_, cp := start("client", []string{"/bin/sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do echo hello | nc 127.0.0.1 9000 && exit 0; sleep 0.1; done; exit 1"}, &client)
-	if st, _ := cp.Wait(); runc.ExitCode(st) != 0 {
-		t.Fatalf("client could not reach the server over the pod's loopback: %q", client.String())
+	// The server listens until a connection brings "hello" (under load a
+	// connection may come and go empty); the client keeps sending for a
+	// while. Only the server's output says whether the loopback is shared.
+	_, sp := start("server", []string{"/bin/sh", "-c", "hostname; until nc -l -p 9000 | grep -q hello; do :; done; echo hello"}, &server)
+	_, cp := start("client", []string{"/bin/sh", "-c", "for i in $(seq 1 50); do echo hello | nc 127.0.0.1 9000; sleep 0.1; done; exit 0"}, &client)
+	done := make(chan struct{})
+	go func() { sp.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the server never got the client's message over the pod's loopback; client: %q", client.String())
 	}
-	sp.Wait()
+	cp.Signal(syscall.SIGKILL)
+	cp.Wait()
 	if server.String() != "shared-pod\nhello\n" {
 		t.Fatalf("server saw %q", server.String())
 	}
