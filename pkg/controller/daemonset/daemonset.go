@@ -40,6 +40,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/skiff/skiff/pkg/controller/expectations"
+	"github.com/skiff/skiff/pkg/controller/workers"
 )
 
 // TemplateHashLabel marks a DaemonSet pod with the template it came from
@@ -129,35 +130,13 @@ func (c *Controller) enqueueAll() {
 	}
 }
 
-// Run runs workers until ctx ends.
-func (c *Controller) Run(ctx context.Context, workers int) {
+// Run runs n workers until ctx ends.
+func (c *Controller) Run(ctx context.Context, n int) {
 	b := record.NewBroadcaster(record.WithContext(ctx))
 	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
 	defer b.Shutdown()
 	c.recorder = b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "daemonset-controller"})
-	defer c.queue.ShutDown()
-	for range workers {
-		go func() {
-			for c.next(ctx) {
-			}
-		}()
-	}
-	<-ctx.Done()
-}
-
-func (c *Controller) next(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	if err := c.sync(ctx, key); err != nil {
-		c.log.Warn("sync daemonset", "key", key, "err", err)
-		c.queue.AddRateLimited(key)
-		return true
-	}
-	c.queue.Forget(key)
-	return true
+	workers.Run(ctx, c.queue, n, c.sync, c.log)
 }
 
 // templateHash identifies a template version.

@@ -37,6 +37,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/skiff/skiff/pkg/controller/expectations"
+	"github.com/skiff/skiff/pkg/controller/workers"
 )
 
 // burstReplicas bounds the creations or deletions of one sync (upstream's
@@ -167,20 +168,13 @@ func (c *Controller) enqueueMatching(p *corev1.Pod) {
 	}
 }
 
-// Run starts the recorder and workers and runs until ctx ends.
-func (c *Controller) Run(ctx context.Context, workers int) {
+// Run starts the recorder and n workers and runs until ctx ends.
+func (c *Controller) Run(ctx context.Context, n int) {
 	b := record.NewBroadcaster(record.WithContext(ctx))
 	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
 	defer b.Shutdown()
 	c.recorder = b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: controllerName(c.kind.gvk().Kind)})
-	defer c.queue.ShutDown()
-	for range workers {
-		go func() {
-			for c.next(ctx) {
-			}
-		}()
-	}
-	<-ctx.Done()
+	workers.Run(ctx, c.queue, n, c.sync, c.log.With("kind", c.kind.gvk().Kind))
 }
 
 func controllerName(kind string) string {
@@ -188,21 +182,6 @@ func controllerName(kind string) string {
 		return "replicaset-controller"
 	}
 	return "replication-controller"
-}
-
-func (c *Controller) next(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	if err := c.sync(ctx, key); err != nil {
-		c.log.Warn("sync", "kind", c.kind.gvk().Kind, "key", key, "err", err)
-		c.queue.AddRateLimited(key)
-		return true
-	}
-	c.queue.Forget(key)
-	return true
 }
 
 func isActive(p *corev1.Pod) bool {
