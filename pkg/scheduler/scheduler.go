@@ -380,6 +380,3 @@ func (s *Scheduler) bind(ctx context.Context, j bindJob) {
 
 // Scheduled reports how many pods this scheduler has bound.
 func (s *Scheduler) Scheduled() int64 { return s.scheduled.Load() }
-
-// Pending reports the queue's sizes (active, backing off, unschedulable).
-func (s *Scheduler) Pending() (int, int, int) { return s.queue.Len() }

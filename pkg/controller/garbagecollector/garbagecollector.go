@@ -67,8 +67,10 @@ type GC struct {
 
 	mu    sync.Mutex
 	nodes map[types.UID]*node
-	// kinds maps apiVersion+kind to the resource serving it.
-	kinds map[schema.GroupVersionKind]schema.GroupVersionResource
+	// kinds maps apiVersion+kind to the resource serving it; namespaced
+	// says which resources live in namespaces (both from discovery).
+	kinds      map[schema.GroupVersionKind]schema.GroupVersionResource
+	namespaced map[schema.GroupVersionResource]bool
 
 	attemptToDelete workqueue.TypedRateLimitingInterface[types.UID]
 	attemptToOrphan workqueue.TypedRateLimitingInterface[types.UID]
@@ -83,7 +85,7 @@ func New(meta metadata.Interface, disc discovery.DiscoveryInterface, log *slog.L
 			workqueue.TypedRateLimitingQueueConfig[types.UID]{Name: name})
 	}
 	return &GC{meta: meta, discovery: disc, log: log, nodes: map[types.UID]*node{},
-		kinds: map[schema.GroupVersionKind]schema.GroupVersionResource{}, pending: map[types.UID]sets.Set[types.UID]{},
+		kinds: map[schema.GroupVersionKind]schema.GroupVersionResource{}, namespaced: map[schema.GroupVersionResource]bool{}, pending: map[types.UID]sets.Set[types.UID]{},
 		attemptToDelete: rl("garbage_collector_attempt_to_delete"), attemptToOrphan: rl("garbage_collector_attempt_to_orphan")}
 }
 
@@ -105,6 +107,7 @@ func (gc *GC) deletableResources() ([]schema.GroupVersionResource, error) {
 			}
 			gvr := gv.WithResource(r.Name)
 			gc.kinds[gv.WithKind(r.Kind)] = gvr
+			gc.namespaced[gvr] = r.Namespaced
 			if r.Name == "events" {
 				continue // never owners, rarely owned; too many
 			}
@@ -350,13 +353,14 @@ func (gc *GC) ownerState(ctx context.Context, ns string, o metav1.OwnerReference
 	}
 	gc.mu.Lock()
 	gvr, known := gc.kinds[gv.WithKind(o.Kind)]
+	namespaced := gc.namespaced[gvr]
 	gc.mu.Unlock()
 	if !known {
 		// A kind the API does not serve cannot have a live owner.
 		return ownerDangling, nil
 	}
 	var m *metav1.PartialObjectMetadata
-	if ns != "" && gc.namespaced(gvr) {
+	if ns != "" && namespaced {
 		m, err = gc.meta.Resource(gvr).Namespace(ns).Get(ctx, o.Name, metav1.GetOptions{})
 	} else {
 		m, err = gc.meta.Resource(gvr).Get(ctx, o.Name, metav1.GetOptions{})
@@ -374,21 +378,6 @@ func (gc *GC) ownerState(ctx context.Context, ns string, o metav1.OwnerReference
 		return ownerWaiting, nil
 	}
 	return ownerSolid, nil
-}
-
-// namespaced reports whether objects of gvr live in namespaces, as seen in
-// the graph (any object of it with a namespace).
-func (gc *GC) namespaced(gvr schema.GroupVersionResource) bool {
-	res, err := gc.discovery.ServerResourcesForGroupVersion(gvr.GroupVersion().String())
-	if err != nil {
-		return true
-	}
-	for _, r := range res.APIResources {
-		if r.Name == gvr.Resource {
-			return r.Namespaced
-		}
-	}
-	return true
 }
 
 func (gc *GC) resource(ref objectRef) metadata.ResourceInterface {
