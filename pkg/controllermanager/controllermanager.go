@@ -1,7 +1,7 @@
 // Package controllermanager runs skiff's controllers over shared
 // informers: ReplicaSet, ReplicationController, DaemonSet, garbage collector,
-// namespace, serviceaccounts and the root CA publisher so far (the other
-// workload controllers are issues 5 and 6). `skiff server` runs it while it holds
+// Job, TTL-after-finished, namespace, serviceaccounts and the root CA
+// publisher. `skiff server` runs it while it holds
 // the kube-system/kube-controller-manager Lease.
 package controllermanager
 
@@ -21,10 +21,12 @@ import (
 
 	"github.com/skiff/skiff/pkg/controller/daemonset"
 	"github.com/skiff/skiff/pkg/controller/garbagecollector"
+	"github.com/skiff/skiff/pkg/controller/job"
 	"github.com/skiff/skiff/pkg/controller/namespace"
 	"github.com/skiff/skiff/pkg/controller/replicaset"
 	"github.com/skiff/skiff/pkg/controller/rootcacert"
 	"github.com/skiff/skiff/pkg/controller/serviceaccount"
+	"github.com/skiff/skiff/pkg/controller/ttlafterfinished"
 )
 
 // Run starts the controllers with cfg's credentials and runs them until
@@ -72,6 +74,14 @@ func Run(ctx context.Context, cfg *rest.Config, rootCA []byte, log *slog.Logger)
 	if err != nil {
 		return fmt.Errorf("daemonset controller: %w", err)
 	}
+	jobs, err := job.New(client, f, clock.RealClock{}, log.With("controller", "job"))
+	if err != nil {
+		return fmt.Errorf("job controller: %w", err)
+	}
+	ttl, err := ttlafterfinished.New(client, f, clock.RealClock{}, log.With("controller", "ttl-after-finished"))
+	if err != nil {
+		return fmt.Errorf("ttl-after-finished controller: %w", err)
+	}
 	f.Start(ctx.Done())
 	for typ, ok := range f.WaitForCacheSync(ctx.Done()) {
 		if !ok {
@@ -88,6 +98,8 @@ func Run(ctx context.Context, cfg *rest.Config, rootCA []byte, log *slog.Logger)
 	go rs.Run(ctx, 5)
 	go ds.Run(ctx, 2)
 	go rc.Run(ctx, 5)
+	go jobs.Run(ctx, 5)
+	go ttl.Run(ctx, 2)
 	go sa.Run(ctx, 2)
 	go ca.Run(ctx, 2)
 	ns.Run(ctx, 5)
