@@ -165,7 +165,7 @@ func newJob(completions, parallelism *int32) *batchv1.Job {
 			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"job": "j"}},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"job": "j"}},
-				Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+				Spec:       corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
 			},
 		},
 	}

@@ -81,7 +81,7 @@ func (c *Controller) expiresIn(j *batchv1.Job) (time.Duration, bool) {
 	if !ok {
 		return 0, false
 	}
-	return at.Add(time.Duration(*j.Spec.TTLSecondsAfterFinished)*time.Second).Sub(c.clock.Now()), true
+	return at.Add(time.Duration(*j.Spec.TTLSecondsAfterFinished) * time.Second).Sub(c.clock.Now()), true
 }
 
 func (c *Controller) sync(ctx context.Context, key string) error {
