@@ -123,3 +123,25 @@ spec:
 		t.Fatalf("orphaned pods of the rc: %+v", ps)
 	}
 }
+
+// TestReplicaSetScaleUpSurvivesServerKill kills the server (API server and
+// controller manager) with SIGKILL in the middle of a scale-up: after the
+// restart the ReplicaSet has exactly its replicas, no extra pod.
+func TestReplicaSetScaleUpSurvivesServerKill(t *testing.T) {
+	c := framework.StartCluster(t, framework.Options{})
+	k := framework.Kubectls(t)[len(framework.Kubectls(t))-1]
+	k.MustIn(t, c, replicaSetYAML("ReplicaSet", "burst", 300), "create", "-f", "-")
+	framework.Eventually(t, 30*time.Second, "scale-up under way", func() bool { return len(podsLabelled(t, c, "burst")) >= 20 })
+	c.Kill()
+	c.Restart()
+	framework.Eventually(t, 60*time.Second, "300 pods", func() bool { return len(podsLabelled(t, c, "burst")) == 300 })
+	for range 10 {
+		time.Sleep(200 * time.Millisecond)
+		if n := len(podsLabelled(t, c, "burst")); n != 300 {
+			t.Fatalf("%d pods after converging, want exactly 300", n)
+		}
+	}
+	framework.Eventually(t, 10*time.Second, "status.replicas 300", func() bool {
+		return k.Must(t, c, "get", "rs", "burst", "-o", "jsonpath={.status.replicas}") == "300"
+	})
+}

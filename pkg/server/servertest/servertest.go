@@ -38,6 +38,11 @@ type Server struct {
 	DataDir, Kubeconfig string
 	// Port is the HTTPS port.
 	Port int
+
+	cfg    server.Config
+	log    *slog.Logger
+	cancel context.CancelFunc
+	done   chan error
 }
 
 // Start runs a server until the test ends. mutate may adjust the
@@ -62,27 +67,59 @@ func Start(t testing.TB, mutate ...func(*server.Config)) *Server {
 	for _, m := range mutate {
 		m(&cfg)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if os.Getenv("SKIFF_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	go func() { done <- server.Run(ctx, cfg, log, version.Info()) }()
+	srv := &Server{DataDir: cfg.DataDir, Kubeconfig: filepath.Join(cfg.DataDir, "admin.kubeconfig"), Port: port, cfg: cfg, log: log}
 	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Errorf("server did not stop within 30s")
+		if err := srv.stop(); err != nil {
+			t.Error(err)
 		}
 	})
-	kubeconfig := filepath.Join(cfg.DataDir, "admin.kubeconfig")
-	restCfg, err := waitReady(done, kubeconfig, 30*time.Second)
-	if err != nil {
+	if err := srv.start(); err != nil {
 		t.Fatalf("start server: %v", err)
 	}
-	return &Server{Config: restCfg, Client: kubernetes.NewForConfigOrDie(restCfg), DataDir: cfg.DataDir, Kubeconfig: kubeconfig, Port: port}
+	srv.Client = kubernetes.NewForConfigOrDie(srv.Config)
+	return srv
+}
+
+func (s *Server) start() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel, s.done = cancel, make(chan error, 1)
+	go func() { s.done <- server.Run(ctx, s.cfg, s.log, version.Info()) }()
+	cfg, err := waitReady(s.done, s.Kubeconfig, 30*time.Second)
+	if err != nil {
+		return err
+	}
+	s.Config = cfg
+	return nil
+}
+
+func (s *Server) stop() error {
+	if s.cancel == nil {
+		return nil
+	}
+	s.cancel()
+	s.cancel = nil
+	select {
+	case <-s.done:
+		return nil
+	case <-time.After(30 * time.Second):
+		return errors.New("server did not stop within 30s")
+	}
+}
+
+// Restart stops the server and starts it again on the same data dir and
+// port; clients built from Config keep working across it.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.start(); err != nil {
+		t.Fatalf("restart server: %v", err)
+	}
 }
 
 func waitReady(done <-chan error, kubeconfig string, timeout time.Duration) (*rest.Config, error) {
