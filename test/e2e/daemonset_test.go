@@ -127,3 +127,94 @@ spec:
 		}
 	}
 }
+
+// TestBookControllersOnARealNode follows the book on a node that runs
+// containers: an RC of three kubia pods keeps them running and replaces a
+// deleted one, and the ssd-monitor DaemonSet runs on the node only while
+// it is labelled disk=ssd.
+func TestBookControllersOnARealNode(t *testing.T) {
+	c := nodeCluster(t)
+	k := framework.Kubectls(t)[len(framework.Kubectls(t))-1]
+	k.MustIn(t, c, `apiVersion: v1
+kind: ReplicationController
+metadata:
+  name: kubia
+spec:
+  replicas: 3
+  selector:
+    app: kubia
+  template:
+    metadata:
+      labels:
+        app: kubia
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: kubia
+        image: `+busybox+`
+        imagePullPolicy: IfNotPresent
+        command: ["sleep", "3600"]
+`, "create", "-f", "-")
+	runningKubia := func() []corev1.Pod {
+		var out []corev1.Pod
+		for _, p := range podsLabelled(t, c, "kubia") {
+			if p.Status.Phase == corev1.PodRunning {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	framework.Eventually(t, 30*time.Second, "3 kubia pods running", func() bool {
+		return len(runningKubia()) == 3 && strings.Contains(k.Run(c, "", nil, "get", "rc", "kubia").Stdout, "kubia   3         3         3")
+	})
+	victim := runningKubia()[0].Name
+	k.Must(t, c, "delete", "pod", victim)
+	framework.Eventually(t, 30*time.Second, "replacement running", func() bool {
+		ps := runningKubia()
+		for _, p := range ps {
+			if p.Name == victim {
+				return false
+			}
+		}
+		return len(ps) == 3
+	})
+	k.Must(t, c, "scale", "rc", "kubia", "--replicas=1")
+	framework.Eventually(t, 30*time.Second, "scaled down to 1", func() bool { return len(podsLabelled(t, c, "kubia")) == 1 })
+
+	k.MustIn(t, c, `apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: ssd-monitor
+spec:
+  selector:
+    matchLabels:
+      app: ssd-monitor
+  template:
+    metadata:
+      labels:
+        app: ssd-monitor
+    spec:
+      nodeSelector:
+        disk: ssd
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: main
+        image: `+busybox+`
+        imagePullPolicy: IfNotPresent
+        command: ["sleep", "3600"]
+`, "create", "-f", "-")
+	time.Sleep(time.Second)
+	if out := k.Must(t, c, "get", "ds", "ssd-monitor", "-o", "jsonpath={.status.desiredNumberScheduled}"); out != "0" {
+		t.Fatalf("desired %s before the node is labelled", out)
+	}
+	k.Must(t, c, "label", "node", framework.NodeName, "disk=ssd")
+	framework.Eventually(t, 30*time.Second, "ssd-monitor running on the node", func() bool {
+		ps := podsLabelled(t, c, "ssd-monitor")
+		return len(ps) == 1 && ps[0].Status.Phase == corev1.PodRunning && ps[0].Spec.NodeName == framework.NodeName
+	})
+	k.Must(t, c, "label", "node", framework.NodeName, "disk=hdd", "--overwrite")
+	framework.Eventually(t, 30*time.Second, "ssd-monitor gone", func() bool {
+		l, err := c.Client().CoreV1().Pods("default").List(context.Background(), metav1.ListOptions{LabelSelector: "app=ssd-monitor"})
+		return err == nil && len(l.Items) == 0
+	})
+}
