@@ -60,12 +60,16 @@ func rootCmd() *cobra.Command {
 
 func serverCmd() *cobra.Command {
 	var cfg server.Config
+	var apiServerArgs []string
 	var debug bool
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the control plane (API server on etcd)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cfg.ApplyKubeAPIServerArgs(apiServerArgs); err != nil {
+				return err
+			}
 			log := newLogger(debug)
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
@@ -95,6 +99,7 @@ func serverCmd() *cobra.Command {
 	f.StringVar(&cfg.DatastoreKeyFile, "datastore-keyfile", "", "TLS key file used to secure datastore backend communication")
 	f.BoolVar(&cfg.CleanupOnExit, "cleanup-on-exit", false, "On SIGTERM stop every pod and remove everything skiff made on this node")
 	f.StringArrayVar(&cfg.KubeletArgs, "kubelet-arg", nil, agentcmd.KubeletArgHelp)
+	f.StringArrayVar(&apiServerArgs, "kube-apiserver-arg", nil, server.KubeAPIServerArgHelp)
 	f.BoolVar(&debug, "debug", false, "Turn on debug logs")
 	f.DurationVar(&cfg.WatchBookmarkInterval, "watch-bookmark-interval", 15*time.Second, "How often watches that allow bookmarks receive one")
 	_ = f.MarkHidden("watch-bookmark-interval")

@@ -60,6 +60,10 @@ type Config struct {
 	// WatchBookmarkInterval is how often watches that allow bookmarks get
 	// one (default 15s); tests shorten it.
 	WatchBookmarkInterval time.Duration
+	// EventTTL is how long an Event lives after its last write (upstream's
+	// --event-ttl, set with --kube-apiserver-arg event-ttl=...; default
+	// 1h, at least 1s; etcd rounds it up to whole seconds).
+	EventTTL time.Duration
 }
 
 // setDefaults fills unset fields.
@@ -84,6 +88,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ClusterDomain == "" {
 		c.ClusterDomain = "cluster.local"
+	}
+	if c.EventTTL == 0 {
+		c.EventTTL = DefaultEventTTL
 	}
 	if c.ClusterDNS == "" {
 		// The 10th address of the service range, as k3s defaults it.
@@ -117,6 +124,9 @@ func (c *Config) validate() error {
 		errs = append(errs, fmt.Errorf("--cluster-dns %q is not an IP address", c.ClusterDNS))
 	}
 	if _, err := agent.ParseKubeletArgs(c.KubeletArgs); err != nil {
+		errs = append(errs, err)
+	}
+	if err := checkEventTTL(c.EventTTL); err != nil {
 		errs = append(errs, err)
 	}
 	if c.Server != "" {

@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/clock"
@@ -15,6 +16,7 @@ import (
 	"github.com/skiff/skiff/pkg/openapi"
 	"github.com/skiff/skiff/pkg/registry"
 	"github.com/skiff/skiff/pkg/registry/configmap"
+	"github.com/skiff/skiff/pkg/registry/event"
 	"github.com/skiff/skiff/pkg/registry/namespace"
 	"github.com/skiff/skiff/pkg/registry/pod"
 	"github.com/skiff/skiff/pkg/storage"
@@ -38,6 +40,9 @@ type builder struct {
 	cfg     Config
 	log     *slog.Logger
 	cachers map[string]*cacher.Cacher
+	// ttls are the storage prefixes whose objects expire, and after how
+	// long (events), as upstream's per-resource TTL.
+	ttls map[string]time.Duration
 	// kubelets finds nodes' kubelets for the streaming subresources.
 	kubelets pod.NodeLocator
 	// admission runs on writes to every resource added after it is set.
@@ -65,13 +70,17 @@ func (b *builder) addWrapped(res *registry.Resource, newStored func() runtime.Ob
 
 // storageFor returns the watch cache of a storage prefix, started on first
 // use; resources stored under one prefix share it. newObject returns an
-// object of the stored type.
+// object of the stored type. Objects under a prefix in b.ttls expire.
 func (b *builder) storageFor(prefix string, newObject func() runtime.Object) storage.Store {
 	if c, ok := b.cachers[prefix]; ok {
 		return c
 	}
+	delegate := b.etcd
+	if ttl, ok := b.ttls[prefix]; ok {
+		delegate = b.etcd.WithTTL(ttl)
+	}
 	c := cacher.New(cacher.Config{
-		Delegate:         b.etcd,
+		Delegate:         delegate,
 		Prefix:           prefix + "/",
 		NewObject:        newObject,
 		BookmarkInterval: b.cfg.WatchBookmarkInterval,
@@ -107,7 +116,8 @@ func (b *builder) ready() error {
 // buildStores creates the registry store of every served resource; their
 // watch caches run until ctx ends.
 func buildStores(ctx context.Context, st *etcd3.Store, clk clock.PassiveClock, cfg Config, log *slog.Logger, certs *clusterCerts) (*builder, error) {
-	b := &builder{ctx: ctx, etcd: st, clock: clk, cfg: cfg, log: log, cachers: map[string]*cacher.Cacher{}}
+	b := &builder{ctx: ctx, etcd: st, clock: clk, cfg: cfg, log: log, cachers: map[string]*cacher.Cacher{},
+		ttls: map[string]time.Duration{event.StoragePrefix: cfg.EventTTL}}
 	locator, err := newKubeletLocator(func() *registry.Store { return b.store("", "nodes") }, certs)
 	if err != nil {
 		return nil, err

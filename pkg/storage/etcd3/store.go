@@ -6,6 +6,11 @@
 // transactions that compare the key's revision, so concurrent writers never
 // lose updates. Reservation keys (allocated ClusterIPs, NodePorts, ...) are
 // written and removed in the same transaction as the object that owns them.
+//
+// A Store made with WithTTL attaches every object it writes to an etcd
+// lease, so objects expire a TTL after their last write (Events); etcd then
+// deletes them and every watch sees a delete like any other. Leases are
+// reused across writes (see leaseManager); reservation keys never expire.
 package etcd3
 
 import (
@@ -24,6 +29,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/clock"
 
 	"github.com/skiff/skiff/pkg/storage"
 )
@@ -35,6 +41,10 @@ type Store struct {
 	newWatcher func() clientv3.Watcher
 	// maxFetch bounds how many keys a filtered list fetches per round.
 	maxFetch int64
+	// ttl, when positive, is how long objects live after their last write.
+	ttl time.Duration
+	// leases is shared by every Store derived from the same New.
+	leases *leaseManager
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -47,7 +57,43 @@ func New(client *clientv3.Client, codec runtime.Codec, newWatcher func() clientv
 	if newWatcher == nil {
 		newWatcher = func() clientv3.Watcher { return clientv3.NewWatcher(client) }
 	}
-	return &Store{client: client, codec: codec, newWatcher: newWatcher, maxFetch: 10000}
+	return &Store{client: client, codec: codec, newWatcher: newWatcher, maxFetch: 10000, leases: newLeaseManager(client, clock.RealClock{})}
+}
+
+// WithTTL returns a Store on the same etcd whose Create and GuaranteedUpdate
+// attach the object's key to a lease expiring ttl (rounded up to whole
+// seconds) to ttl+5% (at most a minute more) after the write, as upstream
+// does for Events. Leases are shared with s and every other Store derived
+// from it. A ttl of zero or less returns a Store whose objects never expire.
+func (s *Store) WithTTL(ttl time.Duration) *Store {
+	c := *s
+	c.ttl = max(ttl, 0)
+	return &c
+}
+
+// putOptions returns the options of a Put of an object: its lease, when the
+// Store has a TTL. lease is the lease already picked (0: none yet), so
+// retries of one write reuse it.
+func (s *Store) putOptions(ctx context.Context, lease *clientv3.LeaseID) ([]clientv3.OpOption, error) {
+	if s.ttl <= 0 {
+		return nil, nil
+	}
+	if *lease == clientv3.NoLease {
+		id, err := s.leases.lease(ctx, s.ttl)
+		if err != nil {
+			return nil, err
+		}
+		*lease = id
+	}
+	return []clientv3.OpOption{clientv3.WithLease(*lease)}, nil
+}
+
+// leaseLost makes the lease manager forget lease when etcd says it is gone,
+// so the next write is granted a new one.
+func (s *Store) leaseLost(lease clientv3.LeaseID, err error) {
+	if lease != clientv3.NoLease && errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		s.leases.forget(lease)
+	}
 }
 
 // Client returns the underlying etcd client.
@@ -177,14 +223,20 @@ func (s *Store) Create(ctx context.Context, key string, obj runtime.Object, rese
 	if err != nil {
 		return err
 	}
+	var lease clientv3.LeaseID
+	putOpts, err := s.putOptions(ctx, &lease)
+	if err != nil {
+		return wrapEtcd(key, err)
+	}
 	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)}
-	ops := []clientv3.Op{clientv3.OpPut(key, string(data))}
+	ops := []clientv3.Op{clientv3.OpPut(key, string(data), putOpts...)}
 	for _, r := range reservations {
 		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(r), "=", 0))
 		ops = append(ops, clientv3.OpPut(r, key))
 	}
 	resp, err := s.client.Txn(ctx).If(cmps...).Then(ops...).Commit()
 	if err != nil {
+		s.leaseLost(lease, err)
 		return wrapEtcd(key, err)
 	}
 	if !resp.Succeeded {
@@ -252,6 +304,7 @@ func (s *Store) GuaranteedUpdateFrom(ctx context.Context, key string, out runtim
 		found     bool
 		current   runtime.Object
 		suggested = suggestion != nil
+		lease     clientv3.LeaseID
 		err       error
 	)
 	load := func(resp *etcdserverpb.RangeResponse) error {
@@ -327,7 +380,12 @@ func (s *Store) GuaranteedUpdateFrom(ctx context.Context, key string, out runtim
 				_, err = s.decode(kvValue, kvRev, out)
 				return err
 			}
-			ops = append(ops, clientv3.OpPut(key, string(data)))
+			// Every write of a TTL'd object restarts its TTL, as upstream.
+			putOpts, err := s.putOptions(ctx, &lease)
+			if err != nil {
+				return wrapEtcd(key, err)
+			}
+			ops = append(ops, clientv3.OpPut(key, string(data), putOpts...))
 		}
 		if resv != nil {
 			for _, r := range resv.Add {
@@ -340,6 +398,7 @@ func (s *Store) GuaranteedUpdateFrom(ctx context.Context, key string, out runtim
 		}
 		txn, err := s.client.Txn(ctx).If(cmps...).Then(ops...).Else(clientv3.OpGet(key)).Commit()
 		if err != nil {
+			s.leaseLost(lease, err)
 			return wrapEtcd(key, err)
 		}
 		if txn.Succeeded {
