@@ -1,6 +1,6 @@
 // Package controllermanager runs skiff's controllers over shared
 // informers: ReplicaSet, ReplicationController, DaemonSet, garbage collector,
-// Job, TTL-after-finished, namespace, serviceaccounts and the root CA
+// Job, CronJob, TTL-after-finished, namespace, serviceaccounts and the root CA
 // publisher. `skiff server` runs it while it holds
 // the kube-system/kube-controller-manager Lease.
 package controllermanager
@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 
+	"github.com/skiff/skiff/pkg/controller/cronjob"
 	"github.com/skiff/skiff/pkg/controller/daemonset"
 	"github.com/skiff/skiff/pkg/controller/garbagecollector"
 	"github.com/skiff/skiff/pkg/controller/job"
@@ -78,6 +79,10 @@ func Run(ctx context.Context, cfg *rest.Config, rootCA []byte, log *slog.Logger)
 	if err != nil {
 		return fmt.Errorf("job controller: %w", err)
 	}
+	cj, err := cronjob.New(client, f, clock.RealClock{}, log.With("controller", "cronjob"))
+	if err != nil {
+		return fmt.Errorf("cronjob controller: %w", err)
+	}
 	ttl, err := ttlafterfinished.New(client, f, clock.RealClock{}, log.With("controller", "ttl-after-finished"))
 	if err != nil {
 		return fmt.Errorf("ttl-after-finished controller: %w", err)
@@ -99,6 +104,7 @@ func Run(ctx context.Context, cfg *rest.Config, rootCA []byte, log *slog.Logger)
 	go ds.Run(ctx, 2)
 	go rc.Run(ctx, 5)
 	go jobs.Run(ctx, 5)
+	go cj.Run(ctx, 5)
 	go ttl.Run(ctx, 2)
 	go sa.Run(ctx, 2)
 	go ca.Run(ctx, 2)

@@ -122,6 +122,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ver version.Info) er
 			MinVersion:   tls.VersionTLS12,
 			NextProtos:   []string{"h2", "http/1.1"},
 		},
+		// kube-apiserver's --http2-max-streams-per-connection default:
+		// at Go's 250, a client with more requests in flight (a
+		// controller creating a burst of pods) spills onto new
+		// connections and throughput collapses.
+		HTTP2:    &http.HTTP2Config{MaxConcurrentStreams: 1000},
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	serveErr := make(chan error, 1)

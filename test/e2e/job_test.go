@@ -53,6 +53,25 @@ func TestJobsRunToCompletion(t *testing.T) {
 	// The book's batch job, shortened: five completions, two at a time.
 	k.MustIn(t, c, jobYAML("multi", "  completions: 5\n  parallelism: 2", "sleep 1; echo done"), "create", "-f", "-")
 	k.MustIn(t, c, jobYAML("fails", "  backoffLimit: 1", "echo failing; exit 3"), "create", "-f", "-")
+	k.MustIn(t, c, `apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: minutely
+spec:
+  schedule: "* * * * *"
+  successfulJobsHistoryLimit: 1
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          terminationGracePeriodSeconds: 1
+          containers:
+          - name: main
+            image: `+busybox+`
+            imagePullPolicy: IfNotPresent
+            command: ["echo", "tick"]
+`, "create", "-f", "-")
 	k.MustIn(t, c, jobYAML("indexed", "  completions: 3\n  parallelism: 3\n  completionMode: Indexed", "echo index=$JOB_COMPLETION_INDEX"), "create", "-f", "-")
 	maxActive := 0
 	framework.Eventually(t, 90*time.Second, "job multi complete", func() bool {
@@ -115,6 +134,31 @@ func TestJobsRunToCompletion(t *testing.T) {
 	// released).
 	k.Must(t, c, "delete", "job", "multi")
 	framework.Eventually(t, 30*time.Second, "pods of deleted job gone", func() bool { return len(jobPods(t, c, "multi")) == 0 })
+
+	// The CronJob fired at the top of a minute and its job completed.
+	framework.Eventually(t, 90*time.Second, "cronjob fired and its job completed", func() bool {
+		return strings.TrimSpace(k.Must(t, c, "get", "cronjob", "minutely", "-o", "jsonpath={.status.lastSuccessfulTime}")) != ""
+	})
+	jobs, err := c.Client().BatchV1().Jobs("default").List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fired := 0
+	for _, j := range jobs.Items {
+		if ref := metav1.GetControllerOf(&j); ref != nil && ref.Kind == "CronJob" && ref.Name == "minutely" {
+			fired++
+			sched, err := time.Parse(time.RFC3339, j.Annotations["batch.kubernetes.io/cronjob-scheduled-timestamp"])
+			if err != nil || sched.Second() != 0 || j.CreationTimestamp.Sub(sched) > 5*time.Second {
+				t.Errorf("job %s scheduled %q created %v: not on schedule", j.Name, j.Annotations["batch.kubernetes.io/cronjob-scheduled-timestamp"], j.CreationTimestamp)
+			}
+		}
+	}
+	if fired == 0 {
+		t.Error("no job of the cronjob found")
+	}
+	if out := k.Must(t, c, "get", "cronjob", "minutely"); !strings.Contains(out, "* * * * *") {
+		t.Errorf("kubectl get cronjob:\n%s", out)
+	}
 
 	// A finished job with ttlSecondsAfterFinished goes by itself.
 	k.MustIn(t, c, jobYAML("ttl", "  ttlSecondsAfterFinished: 1", "true"), "create", "-f", "-")

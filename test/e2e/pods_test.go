@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -129,6 +130,18 @@ func TestPodsRunAsContainers(t *testing.T) {
 	})
 	if out := k.Must(t, c, "get", "pod", "crasher"); !strings.Contains(out, "CrashLoopBackOff") {
 		t.Fatalf("get crasher:\n%s", out)
+	}
+	// Repeated events are one Event counted up, as upstream's recorder
+	// does, and describe shows "(x2 over ...)".
+	evs, err := c.Client().CoreV1().Events("default").List(context.Background(), metav1.ListOptions{FieldSelector: "involvedObject.name=crasher,reason=Started"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs.Items) != 1 || evs.Items[0].Count < 2 || !evs.Items[0].LastTimestamp.After(evs.Items[0].FirstTimestamp.Time) {
+		t.Fatalf("Started events of crasher not deduplicated: %+v", evs.Items)
+	}
+	if out := k.Must(t, c, "describe", "pod", "crasher"); !regexp.MustCompile(`Started .*\(x[0-9]+ over`).MatchString(out) {
+		t.Fatalf("describe crasher does not count repeated events:\n%s", out)
 	}
 
 	// restartPolicy Never: Completed; a memory hog: OOMKilled.

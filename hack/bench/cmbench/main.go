@@ -1,0 +1,286 @@
+// Command cmbench measures the controller manager: it starts `skiff
+// server` without agent or controller manager (its scheduler binds pods to
+// simulated nodes, API objects only), runs the controller manager in this
+// process, and stands in for the kubelets by marking every bound pod
+// Running and Ready. It times a ReplicaSet scaled from 0 to -replicas until
+// it reports them all ready, then scales it to -idle-pods, stops the
+// stand-in kubelets and measures the controller manager's CPU and memory
+// while nothing changes. It prints markdown rows for docs/benchmarks.md.
+//
+//	go run ./hack/bench/cmbench -bin bin/skiff -replicas 1000 -idle-pods 10000
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/ptr"
+
+	"github.com/skiff/skiff/pkg/controllermanager"
+	"github.com/skiff/skiff/test/e2e/framework"
+)
+
+var (
+	bin      = flag.String("bin", "bin/skiff", "skiff binary")
+	nodes    = flag.Int("nodes", 100, "simulated nodes (110 pods each)")
+	replicas = flag.Int("replicas", 1000, "replicas of the timed scale-up")
+	idlePods = flag.Int("idle-pods", 10000, "pods held while the idle cost is measured (0 skips it)")
+	idleFor  = flag.Duration("idle-for", 60*time.Second, "how long the idle cost is measured")
+	profile  = flag.String("cpuprofile", "", "write this process's CPU profile (controller manager and stand-in kubelets) here")
+)
+
+func main() {
+	flag.Parse()
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	dir, err := os.MkdirTemp("", "cmbench")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	server, cfg := startServer(dir)
+	defer func() { _ = server.Process.Signal(syscall.SIGTERM); _, _ = server.Process.Wait() }()
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	ctx := context.Background()
+	for i := range *nodes {
+		if err := framework.CreateNode(ctx, cs, framework.SimulatedNode(fmt.Sprintf("node-%04d", i), nil, "32", "128Gi", 110)); err != nil {
+			log.Fatal(err)
+		}
+	}
+	kctx, stopKubelets := context.WithCancel(ctx)
+	go standInKubelets(kctx, cs)
+	cmCtx, stopCM := context.WithCancel(ctx)
+	defer stopCM()
+	go func() {
+		if err := controllermanager.Run(cmCtx, cfg, cfg.CAData, logger()); err != nil {
+			log.Fatal(err)
+		}
+	}()
+
+	rs := &appsv1.ReplicaSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "bench", Namespace: "default"},
+		Spec: appsv1.ReplicaSetSpec{
+			Replicas: ptr.To[int32](0),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "bench"}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "bench"}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.local/bench:v1"}}},
+			},
+		},
+	}
+	if _, err := cs.AppsV1().ReplicaSets("default").Create(ctx, rs, metav1.CreateOptions{}); err != nil {
+		log.Fatal(err)
+	}
+	time.Sleep(time.Second) // the controller manager syncs its caches
+	d, marks := scaleAndWait(ctx, cs, *replicas)
+	fmt.Printf("| ReplicaSet scaled 0 → %d on %d simulated nodes, until status.readyReplicas = %d | %.2f s (all created %.2f s, all bound %.2f s) |\n",
+		*replicas, *nodes, *replicas, d.Seconds(), marks.created.Seconds(), marks.bound.Seconds())
+	if *idlePods == 0 {
+		return
+	}
+	d, _ = scaleAndWait(ctx, cs, *idlePods)
+	fmt.Fprintf(os.Stderr, "scaled to %d ready in %.1f s\n", *idlePods, d.Seconds())
+	stopKubelets()
+	time.Sleep(10 * time.Second) // events and status writes settle
+	runtime.GC()
+	cpu0, srv0 := selfCPU(), framework.CPUSeconds(server.Process.Pid)
+	t0 := time.Now()
+	time.Sleep(*idleFor)
+	el := time.Since(t0).Seconds()
+	cpu, srv := (selfCPU()-cpu0)/el*100, (framework.CPUSeconds(server.Process.Pid)-srv0)/el*100
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	fmt.Printf("| controller manager idle with %d pods (%v) | CPU %.2f%% of a core, RSS %.0f MB, Go heap in use %.0f MB (server beside it: CPU %.2f%%) |\n",
+		*idlePods, *idleFor, cpu, rssMB(), float64(ms.HeapInuse)/1e6, srv)
+}
+
+var verbose = flag.Bool("v", false, "log the controller manager's messages")
+
+func logger() *slog.Logger {
+	if !*verbose {
+		return slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, nil))
+}
+
+type milestones struct{ created, bound time.Duration }
+
+// scaleAndWait scales the ReplicaSet to n and waits until it reports n
+// ready replicas.
+func scaleAndWait(ctx context.Context, cs kubernetes.Interface, n int) (time.Duration, milestones) {
+	t0 := time.Now()
+	if _, err := cs.AppsV1().ReplicaSets("default").Patch(ctx, "bench", types.MergePatchType,
+		[]byte(fmt.Sprintf(`{"spec":{"replicas":%d}}`, n)), metav1.PatchOptions{}); err != nil {
+		log.Fatal(err)
+	}
+	var m milestones
+	for deadline := t0.Add(10 * time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			log.Fatalf("ReplicaSet not ready within 10 minutes")
+		}
+		rs, err := cs.AppsV1().ReplicaSets("default").Get(ctx, "bench", metav1.GetOptions{})
+		if err != nil {
+			log.Fatal(err)
+		}
+		if m.created == 0 && int(rs.Status.Replicas) >= n {
+			m.created = time.Since(t0)
+		}
+		if m.bound == 0 && bound.Load() >= int64(n) {
+			m.bound = time.Since(t0)
+		}
+		if *verbose && time.Since(t0)%time.Second < 10*time.Millisecond {
+			fmt.Fprintf(os.Stderr, "%.1fs: replicas %d ready %d bound %d\n", time.Since(t0).Seconds(), rs.Status.Replicas, rs.Status.ReadyReplicas, bound.Load())
+		}
+		if int(rs.Status.ReadyReplicas) == n {
+			return time.Since(t0), m
+		}
+	}
+}
+
+// bound counts the pods the stand-in kubelets have seen bound.
+var bound atomic.Int64
+
+// standInKubelets marks every pod bound to a node Running and Ready, as
+// kubelets would once its containers started.
+func standInKubelets(ctx context.Context, cs kubernetes.Interface) {
+	f := informers.NewSharedInformerFactory(cs, 0)
+	q := workqueue.NewTyped[*corev1.Pod]()
+	seen := map[types.UID]bool{}
+	handle := func(obj any) {
+		p, ok := obj.(*corev1.Pod)
+		if !ok || p.Spec.NodeName == "" || p.Status.Phase == corev1.PodRunning || seen[p.UID] {
+			return
+		}
+		seen[p.UID] = true
+		bound.Add(1)
+		q.Add(p)
+	}
+	_, _ = f.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: handle, UpdateFunc: func(_, obj any) { handle(obj) },
+	})
+	f.Start(ctx.Done())
+	for range 32 {
+		go func() {
+			for {
+				p, quit := q.Get()
+				if quit {
+					return
+				}
+				markRunning(ctx, cs, p)
+				q.Done(p)
+			}
+		}()
+	}
+	<-ctx.Done()
+	q.ShutDown()
+	f.Shutdown()
+}
+
+func markRunning(ctx context.Context, cs kubernetes.Interface, p *corev1.Pod) {
+	p = p.DeepCopy()
+	now := metav1.Now()
+	p.Status.Phase = corev1.PodRunning
+	p.Status.StartTime = &now
+	p.Status.Conditions = []corev1.PodCondition{
+		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: now},
+		{Type: corev1.PodInitialized, Status: corev1.ConditionTrue, LastTransitionTime: now},
+		{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
+		{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
+	}
+	p.Status.ContainerStatuses = []corev1.ContainerStatus{{
+		Name: "app", Image: p.Spec.Containers[0].Image, Ready: true, Started: ptr.To(true),
+		State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}},
+	}}
+	for {
+		_, err := cs.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{})
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		fresh, gerr := cs.CoreV1().Pods(p.Namespace).Get(ctx, p.Name, metav1.GetOptions{})
+		if gerr != nil {
+			return
+		}
+		p.ResourceVersion = fresh.ResourceVersion
+	}
+}
+
+func startServer(dir string) (*exec.Cmd, *rest.Config) {
+	port := 30000 + rand.IntN(20000)
+	cmd := exec.Command(*bin, "server", "--data-dir", dir, "--https-listen-port", strconv.Itoa(port), "--bind-address", "127.0.0.1",
+		"--disable-agent", "--disable-controller-manager")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		log.Fatal(err)
+	}
+	kc := filepath.Join(dir, "admin.kubeconfig")
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			log.Fatal("server did not start")
+		}
+		if c, err := clientcmd.BuildConfigFromFlags("", kc); err == nil {
+			cs := kubernetes.NewForConfigOrDie(c)
+			if b, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(context.Background()); err == nil && string(b) == "ok" {
+				c.QPS, c.Burst = -1, 0
+				c.ContentType = "application/vnd.kubernetes.protobuf"
+				return cmd, c
+			}
+		}
+	}
+}
+
+// selfCPU is this process's user+system CPU time in seconds.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		log.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// rssMB is this process's resident set in MB.
+func rssMB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1000
+		}
+	}
+	return 0
+}
