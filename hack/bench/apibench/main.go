@@ -13,22 +13,19 @@ import (
 	"log"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/skiff/skiff/hack/bench/internal/benchserver"
 )
 
 var (
@@ -38,77 +35,6 @@ var (
 	starts      = flag.Int("starts", 5, "cold starts to time")
 	protobuf    = flag.Bool("protobuf", false, "use protobuf instead of JSON")
 )
-
-type server struct {
-	cmd        *exec.Cmd
-	dir        string
-	kubeconfig string
-}
-
-func freePort() int {
-	// Ports from a high range; collisions are retried by the caller.
-	return 30000 + rand.IntN(20000)
-}
-
-func start(dir string) (*server, time.Duration) {
-	port := freePort()
-	kc := filepath.Join(dir, "admin.kubeconfig")
-	os.Remove(kc)
-	cmd := exec.Command(*bin, "server", "--data-dir", dir, "--https-listen-port", strconv.Itoa(port), "--bind-address", "127.0.0.1", "--disable-agent")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	cmd.Stderr = os.Stderr
-	t0 := time.Now()
-	if err := cmd.Start(); err != nil {
-		log.Fatal(err)
-	}
-	s := &server{cmd: cmd, dir: dir, kubeconfig: kc}
-	for {
-		if time.Since(t0) > 30*time.Second {
-			log.Fatal("server did not become ready")
-		}
-		if _, err := os.Stat(kc); err == nil {
-			cs := kubernetes.NewForConfigOrDie(s.config())
-			if b, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(context.Background()); err == nil && string(b) == "ok" {
-				return s, time.Since(t0)
-			}
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
-func (s *server) config() *rest.Config {
-	cfg, err := clientcmd.BuildConfigFromFlags("", s.kubeconfig)
-	if err != nil {
-		log.Fatal(err)
-	}
-	cfg.QPS, cfg.Burst = -1, 0
-	if *protobuf {
-		cfg.ContentType = "application/vnd.kubernetes.protobuf"
-		cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
-	}
-	return cfg
-}
-
-func (s *server) stop() {
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	_, _ = s.cmd.Process.Wait()
-}
-
-// rssMB reads a /proc/<pid>/status memory field (VmRSS, RssAnon) in MB.
-func (s *server) rssMB(field string) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, field+":") {
-			f := strings.Fields(line)
-			kb, _ := strconv.Atoi(f[1])
-			return float64(kb) / 1024
-		}
-	}
-	return 0
-}
 
 func pct(d []time.Duration, p float64) time.Duration {
 	s := append([]time.Duration(nil), d...)
@@ -142,18 +68,19 @@ func main() {
 	// Cold starts: fresh data dir each time.
 	var cold []time.Duration
 	for i := 0; i < *starts; i++ {
-		s, d := start(filepath.Join(root, fmt.Sprintf("cold%d", i)))
+		s := benchserver.Start(*bin, filepath.Join(root, fmt.Sprintf("cold%d", i)), "--disable-agent")
+		d := s.Ready
 		cold = append(cold, d)
-		s.stop()
+		s.Stop()
 	}
 	add("cold start to /readyz (fresh data dir), median of "+strconv.Itoa(*starts), ms(pct(cold, 0.5)))
 
-	s, _ := start(filepath.Join(root, "main"))
-	defer s.stop()
+	s := benchserver.Start(*bin, filepath.Join(root, "main"), "--disable-agent")
+	defer s.Stop()
 	time.Sleep(5 * time.Second)
-	add("idle RSS after start (of which anonymous)", fmt.Sprintf("%.1f MB (%.1f MB)", s.rssMB("VmRSS"), s.rssMB("RssAnon")))
+	add("idle RSS after start (of which anonymous)", fmt.Sprintf("%.1f MB (%.1f MB)", benchserver.MemoryMB(s.Pid(), "VmRSS"), benchserver.MemoryMB(s.Pid(), "RssAnon")))
 
-	cs := kubernetes.NewForConfigOrDie(s.config())
+	cs := kubernetes.NewForConfigOrDie(s.Config(*protobuf))
 	ctx := context.Background()
 	pods := cs.CoreV1().Pods("default")
 
@@ -249,7 +176,7 @@ func main() {
 	}
 	w.Stop()
 	add("update-to-watch-event latency p50 / p99 (500 updates)", ms(pct(watches, 0.5))+" / "+ms(pct(watches, 0.99)))
-	add(fmt.Sprintf("RSS with %d pods (of which anonymous)", *objects), fmt.Sprintf("%.1f MB (%.1f MB)", s.rssMB("VmRSS"), s.rssMB("RssAnon")))
+	add(fmt.Sprintf("RSS with %d pods (of which anonymous)", *objects), fmt.Sprintf("%.1f MB (%.1f MB)", benchserver.MemoryMB(s.Pid(), "VmRSS"), benchserver.MemoryMB(s.Pid(), "RssAnon")))
 
 	fmt.Println("| measure | result |")
 	fmt.Println("|---|---|")

@@ -17,14 +17,9 @@ import (
 	"io"
 	"log"
 	"log/slog"
-	"math/rand/v2"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"runtime/pprof"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -35,12 +30,11 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
 
+	"github.com/skiff/skiff/hack/bench/internal/benchserver"
 	"github.com/skiff/skiff/pkg/controllermanager"
 	"github.com/skiff/skiff/test/e2e/framework"
 )
@@ -71,8 +65,9 @@ func main() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	server, cfg := startServer(dir)
-	defer func() { _ = server.Process.Signal(syscall.SIGTERM); _, _ = server.Process.Wait() }()
+	server := benchserver.Start(*bin, dir, "--disable-agent", "--disable-controller-manager")
+	defer server.Stop()
+	cfg := server.Config(true)
 	cs := kubernetes.NewForConfigOrDie(cfg)
 	ctx := context.Background()
 	for i := range *nodes {
@@ -116,15 +111,15 @@ func main() {
 	stopKubelets()
 	time.Sleep(10 * time.Second) // events and status writes settle
 	runtime.GC()
-	cpu0, srv0 := selfCPU(), framework.CPUSeconds(server.Process.Pid)
+	cpu0, srv0 := selfCPU(), framework.CPUSeconds(server.Pid())
 	t0 := time.Now()
 	time.Sleep(*idleFor)
 	el := time.Since(t0).Seconds()
-	cpu, srv := (selfCPU()-cpu0)/el*100, (framework.CPUSeconds(server.Process.Pid)-srv0)/el*100
+	cpu, srv := (selfCPU()-cpu0)/el*100, (framework.CPUSeconds(server.Pid())-srv0)/el*100
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	fmt.Printf("| controller manager idle with %d pods (%v) | CPU %.2f%% of a core, RSS %.0f MB, Go heap in use %.0f MB (server beside it: CPU %.2f%%) |\n",
-		*idlePods, *idleFor, cpu, rssMB(), float64(ms.HeapInuse)/1e6, srv)
+		*idlePods, *idleFor, cpu, benchserver.MemoryMB(0, "VmRSS"), float64(ms.HeapInuse)/1e6, srv)
 }
 
 var verbose = flag.Bool("v", false, "log the controller manager's messages")
@@ -237,30 +232,6 @@ func markRunning(ctx context.Context, cs kubernetes.Interface, p *corev1.Pod) {
 	}
 }
 
-func startServer(dir string) (*exec.Cmd, *rest.Config) {
-	port := 30000 + rand.IntN(20000)
-	cmd := exec.Command(*bin, "server", "--data-dir", dir, "--https-listen-port", strconv.Itoa(port), "--bind-address", "127.0.0.1",
-		"--disable-agent", "--disable-controller-manager")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		log.Fatal(err)
-	}
-	kc := filepath.Join(dir, "admin.kubeconfig")
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			log.Fatal("server did not start")
-		}
-		if c, err := clientcmd.BuildConfigFromFlags("", kc); err == nil {
-			cs := kubernetes.NewForConfigOrDie(c)
-			if b, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(context.Background()); err == nil && string(b) == "ok" {
-				c.QPS, c.Burst = -1, 0
-				c.ContentType = "application/vnd.kubernetes.protobuf"
-				return cmd, c
-			}
-		}
-	}
-}
-
 // selfCPU is this process's user+system CPU time in seconds.
 func selfCPU() float64 {
 	var ru syscall.Rusage
@@ -268,19 +239,4 @@ func selfCPU() float64 {
 		log.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-}
-
-// rssMB is this process's resident set in MB.
-func rssMB() float64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			return kb / 1000
-		}
-	}
-	return 0
 }

@@ -14,23 +14,19 @@ import (
 	"io"
 	"log"
 	"log/slog"
-	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/skiff/skiff/hack/bench/internal/benchserver"
 	"github.com/skiff/skiff/pkg/scheduler"
 	"github.com/skiff/skiff/test/e2e/framework"
 )
@@ -92,30 +88,9 @@ func splitComma(s string) []string {
 }
 
 func run(dir string, antiAffinity bool) (float64, time.Duration) {
-	port := 30000 + rand.IntN(20000)
-	cmd := exec.Command(*bin, "server", "--data-dir", dir, "--https-listen-port", strconv.Itoa(port), "--bind-address", "127.0.0.1",
-		"--disable-agent", "--disable-scheduler")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		log.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _, _ = cmd.Process.Wait() }()
-	kc := filepath.Join(dir, "admin.kubeconfig")
-	var cfg *rest.Config
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			log.Fatal("server did not start")
-		}
-		if c, err := clientcmd.BuildConfigFromFlags("", kc); err == nil {
-			cs := kubernetes.NewForConfigOrDie(c)
-			if b, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(context.Background()); err == nil && string(b) == "ok" {
-				cfg = c
-				break
-			}
-		}
-	}
-	cfg.QPS, cfg.Burst = -1, 0
-	cfg.ContentType = "application/vnd.kubernetes.protobuf"
+	srv := benchserver.Start(*bin, dir, "--disable-agent", "--disable-scheduler")
+	defer srv.Stop()
+	cfg := srv.Config(true)
 	cs := kubernetes.NewForConfigOrDie(cfg)
 	ctx := context.Background()
 	createNodes(ctx, cs)
@@ -126,7 +101,7 @@ func run(dir string, antiAffinity bool) (float64, time.Duration) {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s := scheduler.New(scheduler.Config{Client: cs, Log: logger()})
-	cpu0 := framework.CPUSeconds(cmd.Process.Pid)
+	cpu0 := framework.CPUSeconds(srv.Pid())
 	t0 := time.Now()
 	go func() { _ = s.Run(sctx) }()
 	for deadline := t0.Add(10 * time.Minute); s.Scheduled() < int64(*pods); time.Sleep(5 * time.Millisecond) {
@@ -135,7 +110,7 @@ func run(dir string, antiAffinity bool) (float64, time.Duration) {
 		}
 	}
 	d := time.Since(t0)
-	fmt.Fprintf(os.Stderr, "server CPU during the run: %.2f s\n", framework.CPUSeconds(cmd.Process.Pid)-cpu0)
+	fmt.Fprintf(os.Stderr, "server CPU during the run: %.2f s\n", framework.CPUSeconds(srv.Pid())-cpu0)
 	return float64(*pods) / d.Seconds(), d
 }
 

@@ -37,6 +37,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/skiff/skiff/pkg/controller/expectations"
+	"github.com/skiff/skiff/pkg/controller/typedhandler"
 	"github.com/skiff/skiff/pkg/controller/workers"
 )
 
@@ -108,18 +109,11 @@ func newController(k kind, client kubernetes.Interface, f informers.SharedInform
 	}); err != nil {
 		return nil, err
 	}
-	_, err := f.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { c.onPod(nil, obj.(*corev1.Pod), false) },
-		UpdateFunc: func(old, obj any) { c.onPod(old.(*corev1.Pod), obj.(*corev1.Pod), false) },
-		DeleteFunc: func(obj any) {
-			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = d.Obj
-			}
-			if p, ok := obj.(*corev1.Pod); ok {
-				c.onPod(nil, p, true)
-			}
-		},
-	})
+	_, err := f.Core().V1().Pods().Informer().AddEventHandler(typedhandler.Funcs(
+		func(p *corev1.Pod) { c.onPod(nil, p, false) },
+		func(old, p *corev1.Pod) { c.onPod(old, p, false) },
+		func(p *corev1.Pod) { c.onPod(nil, p, true) },
+	))
 	return c, err
 }
 
