@@ -212,6 +212,9 @@ spec:
 		ps := podsLabelled(t, c, "ssd-monitor")
 		return len(ps) == 1 && ps[0].Status.Phase == corev1.PodRunning && ps[0].Spec.NodeName == framework.NodeName
 	})
+	if out := k.Must(t, c, "rollout", "status", "ds/ssd-monitor", "--timeout=30s"); !strings.Contains(out, "successfully rolled out") {
+		t.Errorf("rollout status ds/ssd-monitor: %s", out)
+	}
 	k.Must(t, c, "label", "node", framework.NodeName, "disk=hdd", "--overwrite")
 	framework.Eventually(t, 30*time.Second, "ssd-monitor gone", func() bool {
 		l, err := c.Client().CoreV1().Pods("default").List(context.Background(), metav1.ListOptions{LabelSelector: "app=ssd-monitor"})
