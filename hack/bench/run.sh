@@ -6,3 +6,5 @@ cd "$(dirname "$0")/../.."
 [ -x bin/skiff ] || make build
 echo "## apibench ($(date -u +%Y-%m-%d), $(nproc) cores)"
 go run ./hack/bench/apibench -bin bin/skiff "$@"
+echo "## cmbench"
+go run ./hack/bench/cmbench -bin bin/skiff
