@@ -1,5 +1,5 @@
 // Package controllermanager runs skiff's controllers over shared
-// informers: ReplicaSet, ReplicationController, DaemonSet, garbage collector,
+// informers: Deployment, ReplicaSet, ReplicationController, DaemonSet, garbage collector,
 // Job, CronJob, TTL-after-finished, namespace, serviceaccounts and the root CA
 // publisher. `skiff server` runs it while it holds
 // the kube-system/kube-controller-manager Lease.
@@ -21,6 +21,7 @@ import (
 
 	"github.com/skiff/skiff/pkg/controller/cronjob"
 	"github.com/skiff/skiff/pkg/controller/daemonset"
+	"github.com/skiff/skiff/pkg/controller/deployment"
 	"github.com/skiff/skiff/pkg/controller/garbagecollector"
 	"github.com/skiff/skiff/pkg/controller/job"
 	"github.com/skiff/skiff/pkg/controller/namespace"
@@ -75,6 +76,10 @@ func Run(ctx context.Context, cfg *rest.Config, rootCA []byte, log *slog.Logger)
 	if err != nil {
 		return fmt.Errorf("daemonset controller: %w", err)
 	}
+	deploy, err := deployment.New(client, f, clock.RealClock{}, log.With("controller", "deployment"))
+	if err != nil {
+		return fmt.Errorf("deployment controller: %w", err)
+	}
 	jobs, err := job.New(client, f, clock.RealClock{}, log.With("controller", "job"))
 	if err != nil {
 		return fmt.Errorf("job controller: %w", err)
@@ -100,6 +105,7 @@ func Run(ctx context.Context, cfg *rest.Config, rootCA []byte, log *slog.Logger)
 			log.Error("garbage collector stopped", "err", err)
 		}
 	}()
+	go deploy.Run(ctx, 5)
 	go rs.Run(ctx, 5)
 	go ds.Run(ctx, 2)
 	go rc.Run(ctx, 5)

@@ -30,12 +30,23 @@ const busybox = "registry.local/busybox:e2e"
 // dropped into the node's image directory; args go to `skiff server`.
 func nodeCluster(t testing.TB, args ...string) *framework.Cluster {
 	t.Helper()
+	return nodeClusterWith(t, nil, args...)
+}
+
+// nodeClusterWith is nodeCluster whose node also holds busybox under each
+// of aliases (image references).
+func nodeClusterWith(t testing.TB, aliases []string, args ...string) *framework.Cluster {
+	t.Helper()
 	data := filepath.Join(t.TempDir(), "data")
 	drop := filepath.Join(data, "agent", "images")
 	if err := os.MkdirAll(drop, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	framework.SaveImage(t, framework.BusyboxImage(t), busybox, filepath.Join(drop, "busybox.tar"))
+	img := framework.BusyboxImage(t)
+	framework.SaveImage(t, img, busybox, filepath.Join(drop, "busybox.tar"))
+	for i, ref := range aliases {
+		framework.SaveImage(t, img, ref, filepath.Join(drop, fmt.Sprintf("alias%d.tar", i)))
+	}
 	c := framework.StartCluster(t, framework.Options{Agent: true, DataDir: data, ExtraArgs: args})
 	framework.Eventually(t, 20*time.Second, "node Ready", func() bool {
 		n, err := c.Client().CoreV1().Nodes().Get(context.Background(), framework.NodeName, metav1.GetOptions{})

@@ -25,6 +25,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -40,6 +41,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/skiff/skiff/pkg/controller/expectations"
+	"github.com/skiff/skiff/pkg/controller/typedhandler"
 	"github.com/skiff/skiff/pkg/controller/workers"
 )
 
@@ -89,25 +91,25 @@ func New(client kubernetes.Interface, f informers.SharedInformerFactory, clk clo
 	}); err != nil {
 		return nil, err
 	}
-	onPod := func(obj any, observe func(key string)) {
-		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-			obj = d.Obj
+	onPod := func(p *corev1.Pod, created, deleted bool) {
+		ref := metav1.GetControllerOf(p)
+		if ref == nil || ref.Kind != "DaemonSet" {
+			return
 		}
-		if p, ok := obj.(*corev1.Pod); ok {
-			if ref := metav1.GetControllerOf(p); ref != nil && ref.Kind == "DaemonSet" {
-				key := p.Namespace + "/" + ref.Name
-				if observe != nil {
-					observe(key)
-				}
-				c.queue.Add(key)
-			}
+		key := p.Namespace + "/" + ref.Name
+		switch {
+		case deleted || p.DeletionTimestamp != nil:
+			c.exp.ObservedDelete(key, p.UID)
+		case created:
+			c.exp.ObservedCreate(key)
 		}
+		c.queue.Add(key)
 	}
-	_, err := f.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { onPod(obj, func(k string) { c.exp.Observed(k, true) }) },
-		UpdateFunc: func(_, obj any) { onPod(obj, nil) },
-		DeleteFunc: func(obj any) { onPod(obj, func(k string) { c.exp.Observed(k, false) }) },
-	})
+	_, err := f.Core().V1().Pods().Informer().AddEventHandler(typedhandler.Funcs(
+		func(p *corev1.Pod) { onPod(p, true, false) },
+		func(_, p *corev1.Pod) { onPod(p, false, false) },
+		func(p *corev1.Pod) { onPod(p, false, true) },
+	))
 	return c, err
 }
 
@@ -264,7 +266,11 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	}
 	st.NumberUnavailable = st.DesiredNumberScheduled - st.NumberAvailable
 	if ds.DeletionTimestamp == nil && c.exp.Satisfied(key) {
-		c.exp.Expect(key, int64(len(create)), int64(len(remove)))
+		uids := make([]types.UID, len(remove))
+		for i, p := range remove {
+			uids[i] = p.UID
+		}
+		c.exp.Expect(key, int64(len(create)), uids)
 		for _, node := range create {
 			if err := c.createPod(ctx, ds, node, hash); err != nil {
 				return err
@@ -381,7 +387,7 @@ func (c *Controller) createPod(ctx context.Context, ds *appsv1.DaemonSet, node, 
 	}
 	created, err := c.client.CoreV1().Pods(ds.Namespace).Create(ctx, pod, metav1.CreateOptions{})
 	if err != nil {
-		c.exp.Observed(ds.Namespace+"/"+ds.Name, true)
+		c.exp.ObservedCreate(ds.Namespace + "/" + ds.Name)
 		c.recorder.Eventf(ds, corev1.EventTypeWarning, "FailedCreate", "Error creating: %v", err)
 		return err
 	}
@@ -392,7 +398,7 @@ func (c *Controller) createPod(ctx context.Context, ds *appsv1.DaemonSet, node, 
 func (c *Controller) deletePod(ctx context.Context, ds *appsv1.DaemonSet, p *corev1.Pod) error {
 	err := c.client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
 	if err != nil {
-		c.exp.Observed(ds.Namespace+"/"+ds.Name, false)
+		c.exp.ObservedDelete(ds.Namespace+"/"+ds.Name, p.UID)
 	}
 	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
 		return nil

@@ -141,17 +141,15 @@ func (c *Controller) onPod(old, p *corev1.Pod, deleted bool) {
 	}
 	switch {
 	case deleted:
-		if p.DeletionTimestamp == nil {
-			c.exp.Observed(key, false)
-		}
+		c.exp.ObservedDelete(key, p.UID)
 		c.observedFinalizer(key, p.UID)
 	case old == nil:
-		c.exp.Observed(key, true)
+		c.exp.ObservedCreate(key)
 	default:
-		if old.DeletionTimestamp == nil && p.DeletionTimestamp != nil {
+		if p.DeletionTimestamp != nil {
 			// A deletion shows as the timestamp: the tracking finalizer
 			// keeps the pod.
-			c.exp.Observed(key, false)
+			c.exp.ObservedDelete(key, p.UID)
 		}
 		if !hasFinalizer(p) {
 			c.observedFinalizer(key, p.UID)

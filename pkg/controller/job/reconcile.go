@@ -325,7 +325,7 @@ func (c *Controller) manage(ctx context.Context, key string, j *batchv1.Job, act
 		return active, nil
 	}
 	toCreate = toCreate[:min(len(toCreate), burst)]
-	c.exp.Expect(key, int64(len(toCreate)), 0)
+	c.exp.Expect(key, int64(len(toCreate)), nil)
 	// Slow start (1, 2, 4, ...) so a failing template fails cheaply.
 	for start, size := 0, 1; start < len(toCreate); start, size = start+size, size*2 {
 		batch := toCreate[start:min(start+size, len(toCreate))]
@@ -344,7 +344,7 @@ func (c *Controller) manage(ctx context.Context, key string, j *batchv1.Job, act
 		for range batch {
 			r := <-results
 			if r.err != nil {
-				c.exp.Observed(key, true)
+				c.exp.ObservedCreate(key)
 				if first == nil {
 					first = r.err
 				}
@@ -354,7 +354,7 @@ func (c *Controller) manage(ctx context.Context, key string, j *batchv1.Job, act
 		}
 		if first != nil {
 			for range len(toCreate) - start - len(batch) {
-				c.exp.Observed(key, true)
+				c.exp.ObservedCreate(key)
 			}
 			return active, first
 		}
@@ -368,12 +368,16 @@ func (c *Controller) deletePods(ctx context.Context, key string, j *batchv1.Job,
 	if len(pods) == 0 {
 		return nil
 	}
-	c.exp.Expect(key, 0, int64(len(pods)))
+	uids := make([]types.UID, len(pods))
+	for i, p := range pods {
+		uids[i] = p.UID
+	}
+	c.exp.Expect(key, 0, uids)
 	var first error
 	for _, p := range pods {
 		err := c.client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
 		if err != nil {
-			c.exp.Observed(key, false)
+			c.exp.ObservedDelete(key, p.UID)
 			if !apierrors.IsNotFound(err) && first == nil {
 				c.recorder.Eventf(j, corev1.EventTypeWarning, "FailedDelete", "Error deleting: %v", err)
 				first = fmt.Errorf("delete pod %s/%s: %w", p.Namespace, p.Name, err)

@@ -130,10 +130,12 @@ func (c *Controller) controllerKey(p *corev1.Pod) (string, bool) {
 func (c *Controller) onPod(old, p *corev1.Pod, deleted bool) {
 	if key, ok := c.controllerKey(p); ok {
 		switch {
-		case deleted:
-			c.exp.Observed(key, false)
+		case deleted || p.DeletionTimestamp != nil:
+			// A graceful deletion shows first as the timestamp: a
+			// replacement need not wait for the pod to go.
+			c.exp.ObservedDelete(key, p.UID)
 		case old == nil:
-			c.exp.Observed(key, true)
+			c.exp.ObservedCreate(key)
 		}
 		c.queue.Add(key)
 	} else if !deleted && p.DeletionTimestamp == nil {
@@ -284,7 +286,7 @@ func (c *Controller) manage(ctx context.Context, key string, o *owner, active []
 	switch {
 	case diff < 0:
 		n := min(-diff, burstReplicas)
-		c.exp.Expect(key, int64(n), 0)
+		c.exp.Expect(key, int64(n), nil)
 		// Slow start (1, 2, 4, ...) so a failing template fails cheaply.
 		created := 0
 		for batch := 1; created < n; batch = min(2*batch, n-created) {
@@ -296,7 +298,7 @@ func (c *Controller) manage(ctx context.Context, key string, o *owner, active []
 			var first error
 			for range batch {
 				if err := <-errs; err != nil {
-					c.exp.Observed(key, true)
+					c.exp.ObservedCreate(key)
 					if first == nil {
 						first = err
 					}
@@ -306,7 +308,7 @@ func (c *Controller) manage(ctx context.Context, key string, o *owner, active []
 			if first != nil {
 				// The rest are not created: no longer expected.
 				for range n - created {
-					c.exp.Observed(key, true)
+					c.exp.ObservedCreate(key)
 				}
 				return first
 			}
@@ -314,11 +316,15 @@ func (c *Controller) manage(ctx context.Context, key string, o *owner, active []
 	case diff > 0:
 		n := min(diff, burstReplicas)
 		victims := deletionOrder(active, c.clock.Now())[:n]
-		c.exp.Expect(key, 0, int64(n))
+		uids := make([]types.UID, len(victims))
+		for i, p := range victims {
+			uids[i] = p.UID
+		}
+		c.exp.Expect(key, 0, uids)
 		for _, p := range victims {
 			err := c.client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
 			if err != nil {
-				c.exp.Observed(key, false)
+				c.exp.ObservedDelete(key, p.UID)
 				if !apierrors.IsNotFound(err) {
 					c.recorder.Eventf(o.obj, corev1.EventTypeWarning, "FailedDelete", "Error deleting: %v", err)
 					return err

@@ -110,7 +110,7 @@ func TestExpectationsPreventDoubleCreation(t *testing.T) {
 		t.Fatalf("%d pods, want 5", n)
 	}
 	for _, p := range w.pods() {
-		w.c.exp.Observed("default/web", true)
+		w.c.exp.ObservedCreate("default/web")
 		if ref := metav1.GetControllerOf(&p); ref == nil || ref.UID != "rs-uid" {
 			t.Fatalf("pod %s controller %+v", p.Name, ref)
 		}
@@ -132,7 +132,7 @@ func TestMinReadySeconds(t *testing.T) {
 	w := newWorld(t, rs)
 	w.sync()
 	p := w.pods()[0]
-	w.c.exp.Observed("default/web", true)
+	w.c.exp.ObservedCreate("default/web")
 	p.Status.Phase = corev1.PodRunning
 	p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(w.clock.Now())}}
 	if _, err := w.client.CoreV1().Pods("default").UpdateStatus(context.Background(), &p, metav1.UpdateOptions{}); err != nil {
