@@ -5,6 +5,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,7 +19,9 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/skiff/skiff/pkg/controllermanager"
+	"github.com/skiff/skiff/pkg/server"
 	"github.com/skiff/skiff/pkg/server/servertest"
+	"github.com/skiff/skiff/test/e2e/framework"
 )
 
 // runCM runs a controller manager against srv until the returned function
@@ -129,4 +135,122 @@ func TestControllersConvergeAcrossRestarts(t *testing.T) {
 		got, err = srv.Client.AppsV1().ReplicaSets("default").Get(ctx, "web", metav1.GetOptions{})
 		return err == nil && got.Status.Replicas == 400 && got.Status.ObservedGeneration == got.Generation
 	})
+}
+
+// TestRolloutConvergesAcrossControllerManagerRestarts rolls a Deployment
+// through several versions on simulated nodes (stand-in kubelets mark
+// pods ready) while the controller manager is stopped and replaced at
+// random points: replicas never exceed replicas+maxSurge and every rollout
+// ends complete, with exactly the right pods and revisions. SKIFF_SEED
+// replays a run.
+func TestRolloutConvergesAcrossControllerManagerRestarts(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("SKIFF_SEED"); s != "" {
+		seed, _ = strconv.ParseUint(s, 10, 64)
+	}
+	t.Logf("seed %d (SKIFF_SEED replays it)", seed)
+	rng := rand.New(rand.NewPCG(seed, 0))
+	srv := servertest.Start(t, func(c *server.Config) { c.DisableScheduler = false })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	framework.CreateSimulatedNodes(t, srv.Client, "sim", 3, nil)
+	framework.RunStandInKubelets(ctx, srv.Client)
+	stop := runCM(t, srv)
+
+	const replicas, surge = 20, 5
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas:             ptr.To[int32](replicas),
+			RevisionHistoryLimit: ptr.To[int32](2),
+			Selector:             &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "registry.local/web:v0"}}},
+			},
+		},
+	}
+	if _, err := srv.Client.AppsV1().Deployments("default").Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The invariant, checked on every consistent snapshot of the
+	// ReplicaSets while the rollouts run.
+	var worst atomic.Int32
+	go func() {
+		for ctx.Err() == nil {
+			l, err := srv.Client.AppsV1().ReplicaSets("default").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+			if err == nil {
+				var n int32
+				for _, rs := range l.Items {
+					n += *rs.Spec.Replicas
+				}
+				if n > worst.Load() {
+					worst.Store(n)
+				}
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	for round := 0; round <= 6; round++ {
+		image := fmt.Sprintf("registry.local/web:v%d", round)
+		if round > 0 {
+			patch := fmt.Sprintf(`{"spec":{"template":{"spec":{"containers":[{"name":"c","image":%q}]}}}}`, image)
+			if _, err := srv.Client.AppsV1().Deployments("default").Patch(ctx, "web", types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			for range 1 + rng.IntN(3) {
+				time.Sleep(time.Duration(rng.IntN(400)) * time.Millisecond)
+				stop()
+				time.Sleep(time.Duration(rng.IntN(200)) * time.Millisecond)
+				stop = runCM(t, srv)
+			}
+		}
+		waitFor(t, 60*time.Second, image+" rolled out", func() bool {
+			got, err := srv.Client.AppsV1().Deployments("default").Get(ctx, "web", metav1.GetOptions{})
+			if err != nil {
+				return false
+			}
+			st := got.Status
+			if st.ObservedGeneration < got.Generation || st.UpdatedReplicas != replicas || st.Replicas != replicas || st.AvailableReplicas != replicas {
+				return false
+			}
+			pods, err := srv.Client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+			if err != nil {
+				return false
+			}
+			n := 0
+			for _, p := range pods.Items {
+				if p.DeletionTimestamp == nil {
+					if p.Spec.Containers[0].Image != image {
+						return false
+					}
+					n++
+				}
+			}
+			return n == replicas
+		})
+		got, _ := srv.Client.AppsV1().Deployments("default").Get(ctx, "web", metav1.GetOptions{})
+		if rev := got.Annotations["deployment.kubernetes.io/revision"]; rev != strconv.Itoa(round+1) {
+			t.Fatalf("round %d: revision %q", round, rev)
+		}
+		waitFor(t, 10*time.Second, "old replica sets scaled down and cleaned up", func() bool {
+			l, err := srv.Client.AppsV1().ReplicaSets("default").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+			if err != nil || len(l.Items) > 3 {
+				return false
+			}
+			for _, rs := range l.Items {
+				want := int32(0)
+				if rs.Spec.Template.Spec.Containers[0].Image == image {
+					want = replicas
+				}
+				if *rs.Spec.Replicas != want {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	if w := worst.Load(); w > replicas+surge {
+		t.Fatalf("the ReplicaSets held %d replicas at once; replicas %d + maxSurge %d allow %d", w, replicas, surge, replicas+surge)
+	}
 }

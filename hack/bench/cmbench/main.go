@@ -20,7 +20,6 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -28,10 +27,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
 
 	"github.com/skiff/skiff/hack/bench/internal/benchserver"
@@ -44,6 +40,8 @@ var (
 	nodes    = flag.Int("nodes", 100, "simulated nodes (110 pods each)")
 	replicas = flag.Int("replicas", 1000, "replicas of the timed scale-up")
 	idlePods = flag.Int("idle-pods", 10000, "pods held while the idle cost is measured (0 skips it)")
+	rollout  = flag.Int("rollout", 100, "replicas of the timed Deployment rollout v1 -> v2 (0 skips it)")
+	chart    = flag.Bool("chart", false, "print the rollout's ready pods over time")
 	idleFor  = flag.Duration("idle-for", 60*time.Second, "how long the idle cost is measured")
 	profile  = flag.String("cpuprofile", "", "write this process's CPU profile (controller manager and stand-in kubelets) here")
 )
@@ -76,7 +74,7 @@ func main() {
 		}
 	}
 	kctx, stopKubelets := context.WithCancel(ctx)
-	go standInKubelets(kctx, cs)
+	kubelets = framework.RunStandInKubelets(kctx, cs)
 	cmCtx, stopCM := context.WithCancel(ctx)
 	defer stopCM()
 	go func() {
@@ -101,8 +99,15 @@ func main() {
 	}
 	time.Sleep(time.Second) // the controller manager syncs its caches
 	d, marks := scaleAndWait(ctx, cs, *replicas)
-	fmt.Printf("| ReplicaSet scaled 0 → %d on %d simulated nodes, until status.readyReplicas = %d | %.2f s (all created %.2f s, all bound %.2f s) |\n",
+	fmt.Printf("| ReplicaSet scaled 0 → %d on %d simulated nodes, until status.readyReplicas = %d | %.2f s (all created %.2f s, all running %.2f s) |\n",
 		*replicas, *nodes, *replicas, d.Seconds(), marks.created.Seconds(), marks.bound.Seconds())
+	if *rollout > 0 {
+		d, samples := timeRollout(ctx, cs, *rollout)
+		fmt.Printf("| Deployment of %d replicas rolled v1 → v2 (maxSurge 25%%, maxUnavailable 25%%) on simulated nodes | %.2f s |\n", *rollout, d.Seconds())
+		if *chart {
+			fmt.Print(framework.RolloutChart(samples, 20))
+		}
+	}
 	if *idlePods == 0 {
 		return
 	}
@@ -131,7 +136,46 @@ func logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, nil))
 }
 
+// timeRollout creates a Deployment of n replicas, waits until they are
+// available, and times its rollout to a new image.
+func timeRollout(ctx context.Context, cs kubernetes.Interface, n int) (time.Duration, []framework.RolloutSample) {
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(int32(n)),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.local/web:v1"}}},
+			},
+		},
+	}
+	if _, err := cs.AppsV1().Deployments("default").Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		log.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		got, err := cs.AppsV1().Deployments("default").Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			log.Fatal(err)
+		}
+		if got.Status.AvailableReplicas == int32(n) && got.Status.UpdatedReplicas == int32(n) {
+			break
+		}
+		if time.Now().After(deadline) {
+			log.Fatal("deployment v1 not available within 5 minutes")
+		}
+	}
+	took, samples, err := framework.TimeRollout(ctx, cs, "default", "web", "registry.local/web:v2", 100*time.Millisecond)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return took, samples
+}
+
 type milestones struct{ created, bound time.Duration }
+
+// kubelets stand in for the simulated nodes' kubelets.
+var kubelets *framework.StandInKubelets
 
 // scaleAndWait scales the ReplicaSet to n and waits until it reports n
 // ready replicas.
@@ -153,82 +197,15 @@ func scaleAndWait(ctx context.Context, cs kubernetes.Interface, n int) (time.Dur
 		if m.created == 0 && int(rs.Status.Replicas) >= n {
 			m.created = time.Since(t0)
 		}
-		if m.bound == 0 && bound.Load() >= int64(n) {
+		if m.bound == 0 && kubelets.Started.Load() >= int64(n) {
 			m.bound = time.Since(t0)
 		}
 		if *verbose && time.Since(t0)%time.Second < 10*time.Millisecond {
-			fmt.Fprintf(os.Stderr, "%.1fs: replicas %d ready %d bound %d\n", time.Since(t0).Seconds(), rs.Status.Replicas, rs.Status.ReadyReplicas, bound.Load())
+			fmt.Fprintf(os.Stderr, "%.1fs: replicas %d ready %d bound %d\n", time.Since(t0).Seconds(), rs.Status.Replicas, rs.Status.ReadyReplicas, kubelets.Started.Load())
 		}
 		if int(rs.Status.ReadyReplicas) == n {
 			return time.Since(t0), m
 		}
-	}
-}
-
-// bound counts the pods the stand-in kubelets have seen bound.
-var bound atomic.Int64
-
-// standInKubelets marks every pod bound to a node Running and Ready, as
-// kubelets would once its containers started.
-func standInKubelets(ctx context.Context, cs kubernetes.Interface) {
-	f := informers.NewSharedInformerFactory(cs, 0)
-	q := workqueue.NewTyped[*corev1.Pod]()
-	seen := map[types.UID]bool{}
-	handle := func(obj any) {
-		p, ok := obj.(*corev1.Pod)
-		if !ok || p.Spec.NodeName == "" || p.Status.Phase == corev1.PodRunning || seen[p.UID] {
-			return
-		}
-		seen[p.UID] = true
-		bound.Add(1)
-		q.Add(p)
-	}
-	_, _ = f.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: handle, UpdateFunc: func(_, obj any) { handle(obj) },
-	})
-	f.Start(ctx.Done())
-	for range 32 {
-		go func() {
-			for {
-				p, quit := q.Get()
-				if quit {
-					return
-				}
-				markRunning(ctx, cs, p)
-				q.Done(p)
-			}
-		}()
-	}
-	<-ctx.Done()
-	q.ShutDown()
-	f.Shutdown()
-}
-
-func markRunning(ctx context.Context, cs kubernetes.Interface, p *corev1.Pod) {
-	p = p.DeepCopy()
-	now := metav1.Now()
-	p.Status.Phase = corev1.PodRunning
-	p.Status.StartTime = &now
-	p.Status.Conditions = []corev1.PodCondition{
-		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: now},
-		{Type: corev1.PodInitialized, Status: corev1.ConditionTrue, LastTransitionTime: now},
-		{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
-		{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
-	}
-	p.Status.ContainerStatuses = []corev1.ContainerStatus{{
-		Name: "app", Image: p.Spec.Containers[0].Image, Ready: true, Started: ptr.To(true),
-		State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}},
-	}}
-	for {
-		_, err := cs.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{})
-		if err == nil || ctx.Err() != nil {
-			return
-		}
-		fresh, gerr := cs.CoreV1().Pods(p.Namespace).Get(ctx, p.Name, metav1.GetOptions{})
-		if gerr != nil {
-			return
-		}
-		p.ResourceVersion = fresh.ResourceVersion
 	}
 }
 

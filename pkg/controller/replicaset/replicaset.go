@@ -321,19 +321,34 @@ func (c *Controller) manage(ctx context.Context, key string, o *owner, active []
 			uids[i] = p.UID
 		}
 		c.exp.Expect(key, 0, uids)
+		// All at once, as upstream: a scale-down should not trail the
+		// scale-up it makes room for.
+		errs := make(chan error, len(victims))
 		for _, p := range victims {
-			err := c.client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
-			if err != nil {
-				c.exp.ObservedDelete(key, p.UID)
-				if !apierrors.IsNotFound(err) {
-					c.recorder.Eventf(o.obj, corev1.EventTypeWarning, "FailedDelete", "Error deleting: %v", err)
-					return err
-				}
-				continue
-			}
-			c.recorder.Eventf(o.obj, corev1.EventTypeNormal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
+			go func() { errs <- c.deletePod(ctx, key, o, p) }()
 		}
+		var first error
+		for range victims {
+			if err := <-errs; err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
 	}
+	return nil
+}
+
+func (c *Controller) deletePod(ctx context.Context, key string, o *owner, p *corev1.Pod) error {
+	err := c.client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
+	if err != nil {
+		c.exp.ObservedDelete(key, p.UID)
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		c.recorder.Eventf(o.obj, corev1.EventTypeWarning, "FailedDelete", "Error deleting: %v", err)
+		return fmt.Errorf("delete pod %s/%s: %w", p.Namespace, p.Name, err)
+	}
+	c.recorder.Eventf(o.obj, corev1.EventTypeNormal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
 	return nil
 }
 
