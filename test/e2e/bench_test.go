@@ -225,3 +225,37 @@ func pct(d []time.Duration, p float64) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// BenchmarkDeploymentRollout rolls a 100-replica Deployment (maxSurge and
+// maxUnavailable 25%) from v1 to v2 on the real node: every new pod is a
+// container started, every old one stopped. SKIFF_ROLLOUT_CHART=1 prints
+// ready old/new pods over time.
+func BenchmarkDeploymentRollout(b *testing.B) {
+	const replicas = 100
+	c := nodeClusterWith(b, []string{"registry.local/kubia:v1", "registry.local/kubia:v2"})
+	k := framework.Kubectls(b)[len(framework.Kubectls(b))-1]
+	ctx := context.Background()
+	for i := range b.N {
+		from, to := "registry.local/kubia:v1", "registry.local/kubia:v2"
+		if i%2 == 1 {
+			from, to = to, from
+		}
+		if i == 0 {
+			k.MustIn(b, c, strings.Replace(strings.Replace(kubiaDeployment, "replicas: 3", fmt.Sprintf("replicas: %d", replicas), 1),
+				"registry.local/kubia:v1", from, 1), "create", "-f", "-")
+			if r := k.Run(c, "", nil, "rollout", "status", "deployment", "kubia", "--timeout=5m"); r.Err != nil {
+				b.Fatalf("first rollout: %v %s", r.Err, r.Stderr)
+			}
+		}
+		b.StartTimer()
+		took, samples, err := framework.TimeRollout(ctx, c.Client(), "default", "kubia", to, 250*time.Millisecond)
+		b.StopTimer()
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(took.Seconds(), "rollout-s")
+		if os.Getenv("SKIFF_ROLLOUT_CHART") != "" {
+			fmt.Println(framework.RolloutChart(samples, 20))
+		}
+	}
+}
