@@ -224,6 +224,60 @@ func TestDeploymentRollouts(t *testing.T) {
 		t.Errorf("get deployment:\n%s", out)
 	}
 
+	// Back to a named revision: 4 is v2 (revision 2 moved to 4 with the
+	// first undo).
+	k.Must(t, c, "rollout", "undo", "deployment", "kubia", "--to-revision=4")
+	mustRollOut("undo to revision 4")
+	framework.Eventually(t, 30*time.Second, "v2 pods after undo --to-revision, the others gone", func() bool {
+		l, err := c.Client().CoreV1().Pods("default").List(context.Background(), metav1.ListOptions{LabelSelector: "app=kubia"})
+		if err != nil || len(l.Items) != 5 {
+			return false
+		}
+		for _, p := range l.Items {
+			if p.Spec.Containers[0].Image != "registry.local/kubia:v2" {
+				return false
+			}
+		}
+		return true
+	})
+
+	// Recreate: no v1 pod runs while a v2 pod is still there.
+	k.Must(t, c, "patch", "deployment", "kubia", "--type=merge", "-p", `{"spec":{"strategy":{"type":"Recreate","rollingUpdate":null}}}`)
+	mixed := make(chan bool, 1)
+	done := make(chan struct{})
+	go func() {
+		seen := false
+		for {
+			select {
+			case <-done:
+				mixed <- seen
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			l, err := c.Client().CoreV1().Pods("default").List(context.Background(), metav1.ListOptions{LabelSelector: "app=kubia"})
+			if err != nil {
+				continue
+			}
+			var v1Running, v2Left bool
+			for _, p := range l.Items {
+				switch {
+				case p.Spec.Containers[0].Image == "registry.local/kubia:v1" && p.Status.Phase == "Running" && p.DeletionTimestamp == nil:
+					v1Running = true
+				case p.Spec.Containers[0].Image == "registry.local/kubia:v2" && p.Status.Phase != "Succeeded" && p.Status.Phase != "Failed":
+					v2Left = true
+				}
+			}
+			seen = seen || (v1Running && v2Left)
+		}
+	}()
+	k.Must(t, c, "set", "image", "deployment", "kubia", "nodejs=registry.local/kubia:v1")
+	mustRollOut("recreate to v1")
+	framework.Eventually(t, 30*time.Second, "v1 pods after recreate", func() bool { return images()["registry.local/kubia:v1"] == 5 })
+	close(done)
+	if <-mixed {
+		t.Error("Recreate ran a v1 pod while a v2 pod was still there")
+	}
+
 	k.Must(t, c, "delete", "deployment", "kubia")
 	framework.Eventually(t, 30*time.Second, "replica sets and pods gone", func() bool {
 		return len(kubiaReplicaSets(t, c)) == 0 && len(podsLabelled(t, c, "kubia")) == 0
