@@ -19,7 +19,6 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
-	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -48,21 +47,9 @@ var (
 
 func main() {
 	flag.Parse()
-	if *profile != "" {
-		f, err := os.Create(*profile)
-		if err != nil {
-			log.Fatal(err)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			log.Fatal(err)
-		}
-		defer pprof.StopCPUProfile()
-	}
-	dir, err := os.MkdirTemp("", "cmbench")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
+	defer benchserver.ProfileCPU(*profile)()
+	dir, cleanup := benchserver.TempDir("cmbench")
+	defer cleanup()
 	server := benchserver.Start(*bin, dir, "--disable-agent", "--disable-controller-manager")
 	defer server.Stop()
 	cfg := server.Config(true)

@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime/pprof"
 	"strconv"
 	"sync"
 	"time"
@@ -42,21 +41,9 @@ var (
 
 func main() {
 	flag.Parse()
-	if *profile != "" {
-		f, err := os.Create(*profile)
-		if err != nil {
-			log.Fatal(err)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			log.Fatal(err)
-		}
-		defer pprof.StopCPUProfile()
-	}
-	root, err := os.MkdirTemp("", "schedbench")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer os.RemoveAll(root)
+	defer benchserver.ProfileCPU(*profile)()
+	root, cleanup := benchserver.TempDir("schedbench")
+	defer cleanup()
 	for _, v := range []string{"plain", "antiaffinity"} {
 		if !contains(*variants, v) {
 			continue

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -101,4 +102,33 @@ func MemoryMB(pid int, field string) float64 {
 		}
 	}
 	return 0
+}
+
+// ProfileCPU writes this process's CPU profile to path until the returned
+// function is called; an empty path profiles nothing.
+func ProfileCPU(path string) (stop func()) {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		log.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}
+}
+
+// TempDir makes a scratch directory for a tool's data dirs; the returned
+// function removes it.
+func TempDir(prefix string) (string, func()) {
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return dir, func() { _ = os.RemoveAll(dir) }
 }
