@@ -78,14 +78,22 @@ func New(client kubernetes.Interface, f informers.SharedInformerFactory, clk clo
 	)); err != nil {
 		return nil, err
 	}
-	// Recreate waits for old pods to go: their deletions wake it.
-	_, err := f.Core().V1().Pods().Informer().AddEventHandler(typedhandler.Funcs(nil, nil, func(p *corev1.Pod) {
+	// Recreate waits for old pods to go or finish: that wakes it.
+	onPod := func(p *corev1.Pod) {
 		if ref := metav1.GetControllerOf(p); ref != nil && ref.Kind == rsKind.Kind {
 			if rs, err := c.rss.ReplicaSets(p.Namespace).Get(ref.Name); err == nil {
 				c.onReplicaSet(nil, rs)
 			}
 		}
-	}))
+	}
+	finished := func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
+	}
+	_, err := f.Core().V1().Pods().Informer().AddEventHandler(typedhandler.Funcs(nil, func(old, p *corev1.Pod) {
+		if !finished(old) && finished(p) {
+			onPod(p)
+		}
+	}, onPod))
 	return c, err
 }
 

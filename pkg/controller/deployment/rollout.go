@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
@@ -187,7 +188,7 @@ func (c *Controller) rolloutRecreate(ctx context.Context, d *appsv1.Deployment, 
 	if scaled {
 		return c.syncRolloutStatus(ctx, d, append(append([]*appsv1.ReplicaSet(nil), old...), newRS), newRS)
 	}
-	running, err := c.oldPodsRunning(d, old, newRS, sel)
+	running, err := c.oldPodsRunning(d, old, sel)
 	if err != nil {
 		return err
 	}
@@ -214,8 +215,9 @@ func (c *Controller) rolloutRecreate(ctx context.Context, d *appsv1.Deployment, 
 }
 
 // oldPodsRunning reports whether any pod of an old ReplicaSet may still
-// run.
-func (c *Controller) oldPodsRunning(d *appsv1.Deployment, old []*appsv1.ReplicaSet, newRS *appsv1.ReplicaSet, sel labels.Selector) (bool, error) {
+// run. Only pods those ReplicaSets control count, as upstream: a stray
+// pod that matches the selector must not stall the rollout.
+func (c *Controller) oldPodsRunning(d *appsv1.Deployment, old []*appsv1.ReplicaSet, sel labels.Selector) (bool, error) {
 	if sum(old, statusReplicas) > 0 {
 		return true, nil
 	}
@@ -223,8 +225,12 @@ func (c *Controller) oldPodsRunning(d *appsv1.Deployment, old []*appsv1.ReplicaS
 	if err != nil {
 		return false, err
 	}
+	oldUIDs := map[types.UID]bool{}
+	for _, rs := range old {
+		oldUIDs[rs.UID] = true
+	}
 	for _, p := range pods {
-		if newRS != nil && p.Labels[PodTemplateHashLabel] == newRS.Labels[PodTemplateHashLabel] {
+		if ref := metav1.GetControllerOf(p); ref == nil || !oldUIDs[ref.UID] {
 			continue
 		}
 		if p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed {
@@ -363,7 +369,7 @@ func (c *Controller) scale(ctx context.Context, d *appsv1.Deployment, newRS *app
 
 // proportion is rs's share of toAdd (bounded by what is left of it).
 func proportion(rs *appsv1.ReplicaSet, d *appsv1.Deployment, toAdd, added int32) int32 {
-	if toAdd == 0 {
+	if toAdd == 0 || toAdd == added || replicas(rs) == 0 {
 		return 0
 	}
 	var fraction int32

@@ -200,10 +200,12 @@ func (c *Controller) syncRolloutStatus(ctx context.Context, d *appsv1.Deployment
 }
 
 // requeueStuck looks at a rollout again when its progress deadline
-// passes, so ProgressDeadlineExceeded shows without another event.
+// passes, so ProgressDeadlineExceeded shows without another event. As
+// upstream, any Progressing condition short of timed out counts, not
+// only True ones: a resumed rollout (Unknown) can time out too.
 func (c *Controller) requeueStuck(d *appsv1.Deployment, st appsv1.DeploymentStatus) {
 	cond := condition(st, appsv1.DeploymentProgressing)
-	if !hasProgressDeadline(d) || cond == nil || cond.Status != corev1.ConditionTrue || complete(d, st) {
+	if !hasProgressDeadline(d) || cond == nil || cond.Reason == reasonTimedOut || complete(d, st) {
 		return
 	}
 	after := cond.LastUpdateTime.Add(time.Duration(*d.Spec.ProgressDeadlineSeconds) * time.Second).Sub(c.clock.Now())
