@@ -13,7 +13,6 @@ package deployment
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -36,6 +35,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 
+	"github.com/skiff/skiff/pkg/controller/claim"
 	"github.com/skiff/skiff/pkg/controller/typedhandler"
 	"github.com/skiff/skiff/pkg/controller/workers"
 )
@@ -190,50 +190,11 @@ func (c *Controller) claim(ctx context.Context, d *appsv1.Deployment, sel labels
 	if err != nil {
 		return nil, err
 	}
-	var owned []*appsv1.ReplicaSet
-	for _, rs := range all {
-		ref := metav1.GetControllerOf(rs)
-		matches := sel.Matches(labels.Set(rs.Labels))
-		switch {
-		case ref != nil && ref.UID == d.UID:
-			if matches {
-				owned = append(owned, rs)
-				continue
-			}
-			if d.DeletionTimestamp == nil {
-				if err := c.patchOwner(ctx, rs, d, false); err != nil && !apierrors.IsNotFound(err) {
-					return nil, err
-				}
-			}
-		case ref == nil && matches && rs.DeletionTimestamp == nil && d.DeletionTimestamp == nil:
-			if err := c.patchOwner(ctx, rs, d, true); err != nil {
-				if apierrors.IsNotFound(err) {
-					continue
-				}
-				return nil, err
-			}
-			owned = append(owned, rs)
-		}
-	}
-	return owned, nil
-}
-
-func (c *Controller) patchOwner(ctx context.Context, rs *appsv1.ReplicaSet, d *appsv1.Deployment, adopt bool) error {
-	refs := []metav1.OwnerReference{}
-	for _, r := range rs.OwnerReferences {
-		if r.UID != d.UID {
-			refs = append(refs, r)
-		}
-	}
-	if adopt {
-		refs = append(refs, *metav1.NewControllerRef(d, deploymentKind))
-	}
-	b, err := json.Marshal(map[string]any{"metadata": map[string]any{"ownerReferences": refs, "uid": rs.UID}})
-	if err != nil {
-		return err
-	}
-	_, err = c.client.AppsV1().ReplicaSets(rs.Namespace).Patch(ctx, rs.Name, types.MergePatchType, b, metav1.PatchOptions{})
-	return err
+	return claim.Objects(ctx, claim.Owner{Meta: d, Kind: deploymentKind, Selector: sel}, all,
+		func(ctx context.Context, rs *appsv1.ReplicaSet, patch []byte) error {
+			_, err := c.client.AppsV1().ReplicaSets(rs.Namespace).Patch(ctx, rs.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+			return err
+		}, nil)
 }
 
 // scaleReplicaSet sets rs's replicas to n (with the desired/max replicas

@@ -42,6 +42,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 
+	"github.com/skiff/skiff/pkg/controller/claim"
 	"github.com/skiff/skiff/pkg/controller/expectations"
 	"github.com/skiff/skiff/pkg/controller/typedhandler"
 	"github.com/skiff/skiff/pkg/controller/workers"
@@ -298,64 +299,29 @@ func (c *Controller) releaseOrphans(ctx context.Context, ns, name string) error 
 	return c.removeFinalizers(ctx, "", pods, nil)
 }
 
-// claim adopts matching orphans and releases owned pods that stopped
-// matching; it returns the job's pods.
+// claim adopts matching orphans (with the tracking finalizer) and
+// releases owned pods that stopped matching (without it); it returns the
+// job's pods.
 func (c *Controller) claim(ctx context.Context, j *batchv1.Job, all []*corev1.Pod) ([]*corev1.Pod, error) {
 	sel, err := metav1.LabelSelectorAsSelector(j.Spec.Selector)
 	if err != nil {
 		return nil, fmt.Errorf("job %s/%s selector: %w", j.Namespace, j.Name, err)
 	}
-	var owned []*corev1.Pod
-	for _, p := range all {
-		ref := metav1.GetControllerOf(p)
-		matches := !sel.Empty() && sel.Matches(labels.Set(p.Labels))
+	o := claim.Owner{Meta: j, Kind: jobKind, Selector: sel, NoAdopt: isFinished(j)}
+	return claim.Objects(ctx, o, all, c.patchPod, func(p *corev1.Pod, adopt bool) map[string]any {
 		switch {
-		case ref != nil && ref.UID == j.UID:
-			if matches {
-				owned = append(owned, p)
-				continue
-			}
-			if err := c.patchOwner(ctx, p, j, false); err != nil && !apierrors.IsNotFound(err) {
-				return nil, err
-			}
-		case ref == nil && matches && p.DeletionTimestamp == nil && j.DeletionTimestamp == nil && !isFinished(j):
-			if err := c.patchOwner(ctx, p, j, true); err != nil {
-				if apierrors.IsNotFound(err) {
-					continue
-				}
-				return nil, err
-			}
-			owned = append(owned, p)
+		case !adopt:
+			return map[string]any{"finalizers": withoutFinalizer(p.Finalizers)}
+		case !hasFinalizer(p):
+			// Adopted pods are counted like created ones.
+			return map[string]any{"finalizers": append(append([]string{}, p.Finalizers...), TrackingFinalizer)}
 		}
-	}
-	return owned, nil
+		return nil
+	})
 }
 
-// patchOwner adopts or releases a pod (a released pod also loses the
-// tracking finalizer), guarded by its UID.
-func (c *Controller) patchOwner(ctx context.Context, p *corev1.Pod, j *batchv1.Job, adopt bool) error {
-	refs := []metav1.OwnerReference{}
-	for _, r := range p.OwnerReferences {
-		if r.UID != j.UID {
-			refs = append(refs, r)
-		}
-	}
-	m := map[string]any{"uid": p.UID}
-	if adopt {
-		refs = append(refs, *metav1.NewControllerRef(j, jobKind))
-		if !hasFinalizer(p) {
-			// Adopted pods are counted like created ones.
-			m["finalizers"] = append(append([]string{}, p.Finalizers...), TrackingFinalizer)
-		}
-	} else {
-		m["finalizers"] = withoutFinalizer(p.Finalizers)
-	}
-	m["ownerReferences"] = refs
-	b, err := json.Marshal(map[string]any{"metadata": m})
-	if err != nil {
-		return err
-	}
-	_, err = c.client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.MergePatchType, b, metav1.PatchOptions{})
+func (c *Controller) patchPod(ctx context.Context, p *corev1.Pod, patch []byte) error {
+	_, err := c.client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.MergePatchType, patch, metav1.PatchOptions{})
 	return err
 }
 

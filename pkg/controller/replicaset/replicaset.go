@@ -11,7 +11,6 @@ package replicaset
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -36,6 +35,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 
+	"github.com/skiff/skiff/pkg/controller/claim"
 	"github.com/skiff/skiff/pkg/controller/expectations"
 	"github.com/skiff/skiff/pkg/controller/typedhandler"
 	"github.com/skiff/skiff/pkg/controller/workers"
@@ -228,55 +228,11 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 // claim adopts matching orphans and releases owned pods that no longer
 // match; it returns the pods this controller owns afterwards.
 func (c *Controller) claim(ctx context.Context, o *owner, all []*corev1.Pod) ([]*corev1.Pod, error) {
-	var owned []*corev1.Pod
-	for _, p := range all {
-		ref := metav1.GetControllerOf(p)
-		matches := o.selector.Matches(labels.Set(p.Labels))
-		switch {
-		case ref != nil && ref.UID == o.meta.GetUID():
-			if matches {
-				owned = append(owned, p)
-				continue
-			}
-			if err := c.patchOwnerRefs(ctx, p, o, false); err != nil {
-				return nil, err
-			}
-		case ref == nil && matches && p.DeletionTimestamp == nil && o.meta.GetDeletionTimestamp() == nil:
-			if err := c.patchOwnerRefs(ctx, p, o, true); err != nil {
-				if apierrors.IsNotFound(err) {
-					continue
-				}
-				return nil, err
-			}
-			owned = append(owned, p)
-		}
-	}
-	return owned, nil
+	return claim.Objects(ctx, claim.Owner{Meta: o.meta, Kind: c.kind.gvk(), Selector: o.selector}, all, c.patchPod, nil)
 }
 
-// patchOwnerRefs adopts (adds the controller reference) or releases
-// (removes it) a pod, guarded by its UID.
-func (c *Controller) patchOwnerRefs(ctx context.Context, p *corev1.Pod, o *owner, adopt bool) error {
-	var refs []metav1.OwnerReference
-	for _, r := range p.OwnerReferences {
-		if r.UID != o.meta.GetUID() {
-			refs = append(refs, r)
-		}
-	}
-	if adopt {
-		refs = append(refs, *metav1.NewControllerRef(o.meta, c.kind.gvk()))
-	}
-	if refs == nil {
-		refs = []metav1.OwnerReference{}
-	}
-	b, err := json.Marshal(map[string]any{"metadata": map[string]any{"ownerReferences": refs, "uid": p.UID}})
-	if err != nil {
-		return err
-	}
-	_, err = c.client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.MergePatchType, b, metav1.PatchOptions{})
-	if err == nil && !adopt {
-		c.log.Info("released pod", "kind", c.kind.gvk().Kind, "owner", o.meta.GetName(), "pod", p.Name)
-	}
+func (c *Controller) patchPod(ctx context.Context, p *corev1.Pod, patch []byte) error {
+	_, err := c.client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.MergePatchType, patch, metav1.PatchOptions{})
 	return err
 }
 
