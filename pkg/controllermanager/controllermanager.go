@@ -1,7 +1,7 @@
 // Package controllermanager runs skiff's controllers over shared
 // informers: Deployment, ReplicaSet, ReplicationController, DaemonSet, garbage collector,
-// Job, CronJob, TTL-after-finished, namespace, serviceaccounts and the root CA
-// publisher. `skiff server` runs it while it holds
+// Job, CronJob, TTL-after-finished, node IPAM (pod ranges), namespace,
+// serviceaccounts and the root CA publisher. `skiff server` runs it while it holds
 // the kube-system/kube-controller-manager Lease.
 package controllermanager
 
@@ -25,15 +25,32 @@ import (
 	"github.com/skiff/skiff/pkg/controller/garbagecollector"
 	"github.com/skiff/skiff/pkg/controller/job"
 	"github.com/skiff/skiff/pkg/controller/namespace"
+	"github.com/skiff/skiff/pkg/controller/nodeipam"
 	"github.com/skiff/skiff/pkg/controller/replicaset"
 	"github.com/skiff/skiff/pkg/controller/rootcacert"
 	"github.com/skiff/skiff/pkg/controller/serviceaccount"
 	"github.com/skiff/skiff/pkg/controller/ttlafterfinished"
 )
 
-// Run starts the controllers with cfg's credentials and runs them until
-// ctx ends; rootCA is the cluster CA certificate (PEM) they publish.
-func Run(ctx context.Context, cfg *rest.Config, rootCA []byte, log *slog.Logger) error {
+// Config is what the controllers need to know of the cluster.
+type Config struct {
+	// REST reaches the API server with the controller manager's
+	// credentials.
+	REST *rest.Config
+	// RootCA is the cluster CA certificate (PEM) published to every
+	// namespace.
+	RootCA []byte
+	// ClusterCIDR is the pod network Nodes get their ranges from; empty
+	// allocates none.
+	ClusterCIDR string
+	// NodeCIDRMaskSize is the prefix length of each Node's range
+	// (default nodeipam.DefaultMaskSize).
+	NodeCIDRMaskSize int
+}
+
+// Run starts the controllers and runs them until ctx ends.
+func Run(ctx context.Context, c Config, log *slog.Logger) error {
+	cfg := c.REST
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err
@@ -60,7 +77,7 @@ func Run(ctx context.Context, cfg *rest.Config, rootCA []byte, log *slog.Logger)
 	if err != nil {
 		return fmt.Errorf("serviceaccount controller: %w", err)
 	}
-	ca, err := rootcacert.New(client, rootCA, f, log.With("controller", "root-ca-cert-publisher"))
+	ca, err := rootcacert.New(client, c.RootCA, f, log.With("controller", "root-ca-cert-publisher"))
 	if err != nil {
 		return fmt.Errorf("root CA publisher: %w", err)
 	}
@@ -92,6 +109,16 @@ func Run(ctx context.Context, cfg *rest.Config, rootCA []byte, log *slog.Logger)
 	if err != nil {
 		return fmt.Errorf("ttl-after-finished controller: %w", err)
 	}
+	var ipam *nodeipam.Controller
+	if c.ClusterCIDR != "" {
+		mask := c.NodeCIDRMaskSize
+		if mask == 0 {
+			mask = nodeipam.DefaultMaskSize
+		}
+		if ipam, err = nodeipam.New(client, f, c.ClusterCIDR, mask, log.With("controller", "node-ipam")); err != nil {
+			return fmt.Errorf("node IPAM controller: %w", err)
+		}
+	}
 	f.Start(ctx.Done())
 	for typ, ok := range f.WaitForCacheSync(ctx.Done()) {
 		if !ok {
@@ -105,6 +132,9 @@ func Run(ctx context.Context, cfg *rest.Config, rootCA []byte, log *slog.Logger)
 			log.Error("garbage collector stopped", "err", err)
 		}
 	}()
+	if ipam != nil {
+		go ipam.Run(ctx, 1)
+	}
 	go deploy.Run(ctx, 5)
 	go rs.Run(ctx, 5)
 	go ds.Run(ctx, 2)

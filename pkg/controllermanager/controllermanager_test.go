@@ -32,7 +32,8 @@ func runCM(t *testing.T, srv *servertest.Server) func() {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = controllermanager.Run(ctx, srv.Config, srv.Config.CAData, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		_ = controllermanager.Run(ctx, controllermanager.Config{REST: srv.Config, RootCA: srv.Config.CAData, ClusterCIDR: "10.42.0.0/16"},
+			slog.New(slog.NewTextHandler(io.Discard, nil)))
 	}()
 	stopped := false
 	stop := func() {

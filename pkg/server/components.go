@@ -82,7 +82,8 @@ func runControllerManager(ctx context.Context, cfg Config, certs *clusterCerts, 
 	}
 	log = log.With("component", "controller-manager")
 	go leader.Run(ctx, client, "kube-controller-manager", leaderIdentity(cfg), log, func(ctx context.Context) {
-		if err := controllermanager.Run(ctx, rc, certs.ca.CertPEM, log); err != nil && ctx.Err() == nil {
+		cm := controllermanager.Config{REST: rc, RootCA: certs.ca.CertPEM, ClusterCIDR: cfg.ClusterCIDR}
+		if err := controllermanager.Run(ctx, cm, log); err != nil && ctx.Err() == nil {
 			log.Error("controller manager stopped", "err", err)
 		}
 	})

@@ -55,6 +55,26 @@ func TestNodesRegisterAndJoin(t *testing.T) {
 	if !strings.Contains(out, "server-node") || !strings.Contains(out, "worker-1") {
 		t.Fatalf("kubectl get nodes:\n%s", out)
 	}
+	// Each node gets its own /24 of the cluster CIDR.
+	cidrs := map[string]string{}
+	framework.Eventually(t, 10*time.Second, "pod CIDRs assigned", func() bool {
+		for _, name := range []string{"server-node", "worker-1"} {
+			n, err := cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+			if err != nil || n.Spec.PodCIDR == "" {
+				return false
+			}
+			cidrs[name] = n.Spec.PodCIDR
+		}
+		return true
+	})
+	for name, cidr := range cidrs {
+		if !strings.HasPrefix(cidr, "10.42.") || !strings.HasSuffix(cidr, ".0/24") {
+			t.Errorf("node %s pod CIDR %q is not a /24 of 10.42.0.0/16", name, cidr)
+		}
+	}
+	if cidrs["server-node"] == cidrs["worker-1"] {
+		t.Errorf("both nodes got %s", cidrs["worker-1"])
+	}
 
 	// A token whose CA hash is not this cluster's is refused before any
 	// secret is trusted.

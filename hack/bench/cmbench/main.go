@@ -65,7 +65,7 @@ func main() {
 	cmCtx, stopCM := context.WithCancel(ctx)
 	defer stopCM()
 	go func() {
-		if err := controllermanager.Run(cmCtx, cfg, cfg.CAData, logger()); err != nil {
+		if err := controllermanager.Run(cmCtx, controllermanager.Config{REST: cfg, RootCA: cfg.CAData, ClusterCIDR: "10.42.0.0/16"}, logger()); err != nil {
 			log.Fatal(err)
 		}
 	}()
