@@ -448,8 +448,9 @@ func (c *Controller) updateStatus(ctx context.Context, j *batchv1.Job, old *batc
 	return out, nil
 }
 
-// sortByIndexThenAge orders pods for scale-down: no index or a completed
-// or duplicate index first, then not ready, then newest.
+// sortForDeletion orders pods for scale-down: not ready first, then
+// newest (pods with a bad, completed or duplicate index are picked before
+// this ordering applies).
 func sortForDeletion(pods []*corev1.Pod) {
 	sort.SliceStable(pods, func(a, b int) bool {
 		ra, rb := isReady(pods[a]), isReady(pods[b])

@@ -2,6 +2,7 @@ package framework
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
@@ -17,11 +18,14 @@ import (
 
 // StandInKubelets play the kubelets of simulated nodes: every pod bound to
 // a node is marked Running and Ready through pods/status, as a kubelet
-// would once its containers started, and pods being deleted are removed
+// would once its containers started (with a pod IP of its own from
+// 10.244.0.0/16), and pods being deleted are removed
 // at once (grace period 0), as a kubelet confirms a stopped pod.
 type StandInKubelets struct {
 	// Started counts the pods marked Running.
 	Started atomic.Int64
+	// ips numbers the pod IPs handed out (10.244.0.0/16, none reused).
+	ips atomic.Int64
 }
 
 // RunStandInKubelets runs stand-in kubelets until ctx ends.
@@ -68,6 +72,11 @@ func (s *StandInKubelets) sync(ctx context.Context, cs kubernetes.Interface, p *
 	now := metav1.Now()
 	p.Status.Phase = corev1.PodRunning
 	p.Status.StartTime = &now
+	if p.Status.PodIP == "" {
+		n := s.ips.Add(1)
+		ip := fmt.Sprintf("10.244.%d.%d", n/250, n%250+1)
+		p.Status.PodIP, p.Status.PodIPs = ip, []corev1.PodIP{{IP: ip}}
+	}
 	p.Status.Conditions = []corev1.PodCondition{
 		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: now},
 		{Type: corev1.PodInitialized, Status: corev1.ConditionTrue, LastTransitionTime: now},
