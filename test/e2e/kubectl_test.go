@@ -171,13 +171,14 @@ func kubectlBasics(t *testing.T, c *framework.Cluster, k framework.Kubectl, ns s
 	}
 
 	// get -w sees a create, an update and a delete.
-	stop := k.Start(t, c, "get", "pods", "-n", ns, "-w", "--output-watch-events")
-	time.Sleep(300 * time.Millisecond)
+	watch := k.Start(t, c, "get", "pods", "-n", ns, "-w", "--output-watch-events")
+	// The watch has begun once the initial list is out.
+	framework.Eventually(t, 20*time.Second, "watch started", func() bool { return strings.Contains(watch.Output().Stdout, "alpha") })
 	k.MustIn(t, c, podManifest("watched", ns, "    app: w"), "create", "-f", "-")
 	k.Must(t, c, "label", "po", "watched", "-n", ns, "seen=yes")
 	k.Must(t, c, "delete", "po", "watched", "-n", ns)
 	framework.Eventually(t, 10*time.Second, "watch events", func() bool {
-		out := stop().Stdout
+		out := watch.Output().Stdout
 		return regexp.MustCompile(`ADDED\s+watched`).MatchString(out) && regexp.MustCompile(`MODIFIED\s+watched`).MatchString(out) && regexp.MustCompile(`DELETED\s+watched`).MatchString(out)
 	})
 

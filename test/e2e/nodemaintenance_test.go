@@ -38,7 +38,7 @@ func TestContainerLogsRotate(t *testing.T) {
 		t.Fatalf("logs --tail 1 after rotation: %q", tail)
 	}
 	k.Must(t, c, "delete", "pod", "chatty", "--grace-period=0", "--force")
-	res := follow()
+	res := follow.Stop()
 	out := res.Stdout
 	if i := strings.LastIndexByte(out, '\n'); i >= 0 {
 		out = out[:i] // a line cut off when the stream ended

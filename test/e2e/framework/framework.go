@@ -382,33 +382,48 @@ func (k Kubectl) MustIn(t testing.TB, c *Cluster, stdin string, args ...string) 
 	return r.Stdout
 }
 
-// Start runs kubectl in the background (for -w); the returned function
-// stops it and returns its output.
-func (k Kubectl) Start(t testing.TB, c *Cluster, args ...string) func() Result {
+// Running is a kubectl started in the background.
+type Running struct {
+	cmd            *exec.Cmd
+	mu             sync.Mutex
+	stdout, stderr bytes.Buffer
+	stopped        bool
+}
+
+// Output returns what it has printed so far.
+func (r *Running) Output() Result {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return Result{Stdout: r.stdout.String(), Stderr: r.stderr.String()}
+}
+
+// Stop kills it (once) and returns all it printed.
+func (r *Running) Stop() Result {
+	r.mu.Lock()
+	stopped := r.stopped
+	r.stopped = true
+	r.mu.Unlock()
+	if !stopped {
+		_ = r.cmd.Process.Kill()
+		_ = r.cmd.Wait()
+	}
+	return r.Output()
+}
+
+// Start runs kubectl in the background (for -w, logs -f); it is stopped
+// when the test ends at the latest.
+func (k Kubectl) Start(t testing.TB, c *Cluster, args ...string) *Running {
 	t.Helper()
 	argv := append(append([]string{}, k.argv...), args...)
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+c.Kubeconfig, "HOME="+c.home())
-	var stdout, stderr bytes.Buffer
-	mu := &sync.Mutex{}
-	cmd.Stdout, cmd.Stderr = lockedWriter{mu: mu, b: &stdout}, lockedWriter{mu: mu, b: &stderr}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	r := &Running{cmd: exec.Command(argv[0], argv[1:]...)}
+	r.cmd.Env = append(os.Environ(), "KUBECONFIG="+c.Kubeconfig, "HOME="+c.home())
+	r.cmd.Stdout, r.cmd.Stderr = lockedWriter{mu: &r.mu, b: &r.stdout}, lockedWriter{mu: &r.mu, b: &r.stderr}
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := r.cmd.Start(); err != nil {
 		t.Fatalf("start kubectl: %v", err)
 	}
-	stopped := false
-	stop := func() Result {
-		if !stopped {
-			stopped = true
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		return Result{Stdout: stdout.String(), Stderr: stderr.String()}
-	}
-	t.Cleanup(func() { stop() })
-	return stop
+	t.Cleanup(func() { r.Stop() })
+	return r
 }
 
 // Eventually polls cond every 50ms until it returns true or timeout passes.
