@@ -1,5 +1,6 @@
 // Package controllermanager runs skiff's controllers over shared
-// informers: Deployment, ReplicaSet, ReplicationController, DaemonSet, garbage collector,
+// informers: Deployment, ReplicaSet, ReplicationController, DaemonSet,
+// Endpoints, EndpointSlice, garbage collector,
 // Job, CronJob, TTL-after-finished, node IPAM (pod ranges), namespace,
 // serviceaccounts and the root CA publisher. `skiff server` runs it while it holds
 // the kube-system/kube-controller-manager Lease.
@@ -22,6 +23,8 @@ import (
 	"github.com/skiff/skiff/pkg/controller/cronjob"
 	"github.com/skiff/skiff/pkg/controller/daemonset"
 	"github.com/skiff/skiff/pkg/controller/deployment"
+	"github.com/skiff/skiff/pkg/controller/endpoints"
+	"github.com/skiff/skiff/pkg/controller/endpointslice"
 	"github.com/skiff/skiff/pkg/controller/garbagecollector"
 	"github.com/skiff/skiff/pkg/controller/job"
 	"github.com/skiff/skiff/pkg/controller/namespace"
@@ -97,6 +100,14 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("deployment controller: %w", err)
 	}
+	eps, err := endpoints.New(client, f, clock.RealClock{}, log.With("controller", "endpoints"))
+	if err != nil {
+		return fmt.Errorf("endpoints controller: %w", err)
+	}
+	slices, err := endpointslice.New(client, f, clock.RealClock{}, log.With("controller", "endpointslice"))
+	if err != nil {
+		return fmt.Errorf("endpointslice controller: %w", err)
+	}
 	jobs, err := job.New(client, f, clock.RealClock{}, log.With("controller", "job"))
 	if err != nil {
 		return fmt.Errorf("job controller: %w", err)
@@ -136,6 +147,8 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 		go ipam.Run(ctx, 1)
 	}
 	go deploy.Run(ctx, 5)
+	go eps.Run(ctx, 5)
+	go slices.Run(ctx, 5)
 	go rs.Run(ctx, 5)
 	go ds.Run(ctx, 2)
 	go rc.Run(ctx, 5)
