@@ -31,6 +31,8 @@ import (
 	"github.com/skiff/skiff/pkg/kubelet/logrotate"
 	"github.com/skiff/skiff/pkg/kubelet/nodestatus"
 	"github.com/skiff/skiff/pkg/machine"
+	"github.com/skiff/skiff/pkg/network/podnet"
+	"github.com/skiff/skiff/pkg/runtime/cri"
 	"github.com/skiff/skiff/pkg/runtime/daemon"
 	"github.com/skiff/skiff/pkg/runtime/images"
 	"github.com/skiff/skiff/pkg/runtime/runc"
@@ -140,7 +142,7 @@ func Run(ctx context.Context, cfg Config) error {
 	kl := kubelet.New(kubelet.Config{
 		NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, Client: client, Runtime: rt, Images: im,
 		RootDir: cfg.DataDir, ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
-		Log: cfg.Log.With("component", "kubelet"),
+		PodCIDRWait: 10 * time.Second, Log: cfg.Log.With("component", "kubelet"),
 	})
 	port, err := kl.Serve(ctx, kubelet.ServerConfig{Ports: []int{DefaultKubeletPort, 0}, Cert: cfg.ServingCert, ClientCAs: cfg.ClientCAs})
 	if err != nil {
@@ -174,8 +176,8 @@ func Run(ctx context.Context, cfg Config) error {
 	return err
 }
 
-// cleanup stops and removes every pod sandbox, then the runtime process
-// and its state.
+// cleanup stops and removes every pod sandbox, then the runtime process,
+// the pod network bridge and the runtime's state.
 func cleanup(ctx context.Context, rt internalapi.RuntimeService, agentDir string) error {
 	sbs, err := rt.ListPodSandbox(ctx, nil)
 	if err != nil {
@@ -185,7 +187,8 @@ func cleanup(ctx context.Context, rt internalapi.RuntimeService, agentDir string
 	for _, sb := range sbs {
 		errs = append(errs, rt.StopPodSandbox(ctx, sb.Id), rt.RemovePodSandbox(ctx, sb.Id))
 	}
-	errs = append(errs, daemon.Stop(agentDir), os.RemoveAll(filepath.Join(agentDir, "runtime")), os.RemoveAll(filepath.Join(agentDir, "pods")),
+	root := filepath.Join(agentDir, "runtime")
+	errs = append(errs, daemon.Stop(agentDir), podnet.Teardown(cri.Bridge(root), cri.IPAMDir(root)), os.RemoveAll(root), os.RemoveAll(filepath.Join(agentDir, "pods")),
 		runc.RemoveCgroup(daemon.CgroupRoot(agentDir)))
 	// The shared parent goes when no other node on the machine uses it.
 	_ = runc.RemoveEmptyCgroup(path.Dir(daemon.CgroupRoot(agentDir)))

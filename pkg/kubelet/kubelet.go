@@ -46,8 +46,11 @@ type Config struct {
 	// ResyncInterval is how often every pod is synced even without events
 	// (to notice container exits and back-off expiries); default 1s.
 	ResyncInterval time.Duration
-	Clock          clock.WithTicker
-	Log            *slog.Logger
+	// PodCIDRWait is how long Run waits for the node's pod range before
+	// starting pods (0: not at all; the range is passed on when it comes).
+	PodCIDRWait time.Duration
+	Clock       clock.WithTicker
+	Log         *slog.Logger
 }
 
 // Kubelet runs a node's pods.
@@ -118,6 +121,8 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Pods start once the pod network is there (or given up on).
+	k.configurePodNetwork(ctx)
 	podInformers.Start(ctx.Done())
 	svcInformers.Start(ctx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), podInf.Informer().HasSynced, svcInformers.Core().V1().Services().Informer().HasSynced) {

@@ -25,8 +25,11 @@ func (k *Kubelet) podStatus(p *corev1.Pod, st *runtimeState) corev1.PodStatus {
 	if k.cfg.NodeIP != "" {
 		out.HostIPs = []corev1.HostIP{{IP: k.cfg.NodeIP}}
 	}
-	if p.Spec.HostNetwork {
+	switch {
+	case p.Spec.HostNetwork:
 		out.PodIP, out.PodIPs = k.cfg.NodeIP, []corev1.PodIP{{IP: k.cfg.NodeIP}}
+	case st.podIP != "":
+		out.PodIP, out.PodIPs = st.podIP, []corev1.PodIP{{IP: st.podIP}}
 	}
 	k.mu.Lock()
 	if t, ok := k.startTimes[p.UID]; ok {

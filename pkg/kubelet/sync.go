@@ -32,6 +32,8 @@ const (
 // runtimeState is what the runtime holds for one pod.
 type runtimeState struct {
 	sandboxes []*runtimeapi.PodSandbox
+	// podIP is the ready sandbox's address on the pod network.
+	podIP string
 	// byName holds each container name's CRI containers, newest first.
 	byName map[string][]*runtimeapi.ContainerStatus
 }
@@ -47,6 +49,13 @@ func (k *Kubelet) runtimeStateOf(ctx context.Context, uid types.UID) (*runtimeSt
 		return nil, err
 	}
 	st := &runtimeState{sandboxes: sbs, byName: map[string][]*runtimeapi.ContainerStatus{}}
+	if sb := st.readySandbox(); sb != nil {
+		resp, err := k.cfg.Runtime.PodSandboxStatus(ctx, sb.Id, false)
+		if err != nil {
+			return nil, err
+		}
+		st.podIP = resp.GetStatus().GetNetwork().GetIp()
+	}
 	for _, c := range cs {
 		resp, err := k.cfg.Runtime.ContainerStatus(ctx, c.Id, false)
 		if err != nil {

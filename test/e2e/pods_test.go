@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -20,6 +21,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/skiff/skiff/pkg/runtime/cri"
 	"github.com/skiff/skiff/pkg/runtime/daemon"
 	"github.com/skiff/skiff/test/e2e/framework"
 )
@@ -263,7 +265,14 @@ func TestCleanupOnExitLeavesNothing(t *testing.T) {
 	k := framework.Kubectls(t)[0]
 	k.MustIn(t, c, podYAML("leftover", busybox, "Always", "", "sh", "-c", "echo leftover-check; while true; do sleep 1; done"), "create", "-f", "-")
 	p := waitPod(t, c, "leftover", 30*time.Second, "Running", running)
+	bridge := cri.Bridge(filepath.Join(c.DataDir, "agent", "runtime"))
+	if _, err := net.InterfaceByName(bridge); err != nil {
+		t.Fatalf("pod network bridge %s: %v", bridge, err)
+	}
 	c.Stop()
+	if _, err := net.InterfaceByName(bridge); err == nil {
+		t.Fatalf("pod network bridge %s left", bridge)
+	}
 	if procs := pgrep(t, "leftover-check"); procs != "" {
 		t.Fatalf("container process left: %s", procs)
 	}
@@ -321,5 +330,51 @@ spec:
 	})
 	if out := k.Must(t, c, "logs", "web", "-c", "server"); !strings.Contains(out, "serving on :8080") || !strings.Contains(out, "GET /") {
 		t.Fatalf("server logs:\n%s", out)
+	}
+}
+
+// TestPodsReachEachOtherByIP gives pods addresses from the node's pod
+// range (a /24 of --cluster-cidr) and wires them to a bridge: a client pod
+// reaches a server pod at its pod IP.
+func TestPodsReachEachOtherByIP(t *testing.T) {
+	c := nodeCluster(t)
+	tarPath := filepath.Join(t.TempDir(), "testserver.tar")
+	framework.SaveImage(t, framework.TestServerImage(t), "registry.local/e2e/testserver:v1", tarPath)
+	skiff(t, "images", "import", "--data-dir", c.DataDir, tarPath)
+	k := framework.Kubectls(t)[len(framework.Kubectls(t))-1]
+	k.MustIn(t, c, `apiVersion: v1
+kind: Pod
+metadata:
+  name: server
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: server
+    image: registry.local/e2e/testserver:v1
+    imagePullPolicy: Never
+`, "create", "-f", "-")
+	srv := waitPod(t, c, "server", 30*time.Second, "Running with an IP", func(p *corev1.Pod) bool { return allRunning(p) && p.Status.PodIP != "" })
+	node, err := c.Client().CoreV1().Nodes().Get(context.Background(), framework.NodeName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, podRange, err := net.ParseCIDR(node.Spec.PodCIDR)
+	if err != nil || !podRange.Contains(net.ParseIP(srv.Status.PodIP)) || srv.Status.PodIP == srv.Status.HostIP {
+		t.Fatalf("pod IP %s is not in the node's pod range %q", srv.Status.PodIP, node.Spec.PodCIDR)
+	}
+	k.MustIn(t, c, podYAML("client", busybox, "Never", "", "sh", "-c",
+		"ip -4 addr show eth0; ip route; for i in $(seq 50); do wget -qO- http://"+srv.Status.PodIP+":8080/ && exit 0; sleep 0.2; done; exit 1"), "create", "-f", "-")
+	cl := waitPod(t, c, "client", 30*time.Second, "finished", func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
+	})
+	logs := k.Must(t, c, "logs", "client")
+	if cl.Status.Phase != corev1.PodSucceeded || !strings.Contains(logs, "hello from server") {
+		t.Fatalf("client could not reach %s:\n%s", srv.Status.PodIP, logs)
+	}
+	if !strings.Contains(logs, cl.Status.PodIP+"/") || !strings.Contains(logs, "default via") {
+		t.Errorf("client's eth0 and default route:\n%s", logs)
+	}
+	if out := k.Must(t, c, "get", "pod", "server", "-o", "wide"); !strings.Contains(out, srv.Status.PodIP) {
+		t.Errorf("get pod -o wide:\n%s", out)
 	}
 }

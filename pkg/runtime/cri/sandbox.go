@@ -51,7 +51,16 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandb
 		}
 	}
 	rec := &sandboxRecord{ID: id, State: sandboxReady, CreatedAt: s.now(), Cgroup: cgroup, config: cfg}
+	if n := s.network(); n != nil && podNetwork(cfg) {
+		ip, err := n.Attach(sandbox.Sandbox{Dir: s.sandboxDir(id)}.NamespacePath("net"), id)
+		if err != nil {
+			_ = sandbox.Remove(s.sandboxDir(id))
+			return nil, fmt.Errorf("pod network: %w", err)
+		}
+		rec.IP = ip.String()
+	}
 	if err := s.saveSandbox(rec); err != nil {
+		s.detach(id)
 		_ = sandbox.Remove(s.sandboxDir(id))
 		return nil, err
 	}
@@ -59,6 +68,15 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandb
 	s.sandboxes[id] = rec
 	s.mu.Unlock()
 	return &runtimeapi.RunPodSandboxResponse{PodSandboxId: id}, nil
+}
+
+// detach takes a sandbox off the pod network (its veth and address).
+func (s *Service) detach(id string) {
+	if n := s.network(); n != nil {
+		if err := n.Detach(id); err != nil {
+			s.cfg.Log.Warn("detach sandbox from the pod network", "sandbox", id, "err", err)
+		}
+	}
 }
 
 func (s *Service) saveSandbox(rec *sandboxRecord) error {
@@ -107,6 +125,7 @@ func (s *Service) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePo
 			return nil, err
 		}
 	}
+	s.detach(sb.ID)
 	if err := sandbox.Remove(s.sandboxDir(sb.ID)); err != nil {
 		return nil, err
 	}
@@ -151,7 +170,7 @@ func (s *Service) PodSandboxStatus(ctx context.Context, req *runtimeapi.PodSandb
 		Metadata:    sb.config.GetMetadata(),
 		State:       s.sandboxState(sb),
 		CreatedAt:   sb.CreatedAt.UnixNano(),
-		Network:     &runtimeapi.PodSandboxNetworkStatus{},
+		Network:     &runtimeapi.PodSandboxNetworkStatus{Ip: sb.IP},
 		Linux:       &runtimeapi.LinuxPodSandboxStatus{Namespaces: &runtimeapi.Namespace{Options: sb.config.GetLinux().GetSecurityContext().GetNamespaceOptions()}},
 		Labels:      sb.config.GetLabels(),
 		Annotations: sb.config.GetAnnotations(),

@@ -28,6 +28,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/utils/clock"
 
+	"github.com/skiff/skiff/pkg/network/podnet"
 	"github.com/skiff/skiff/pkg/runtime/images"
 	"github.com/skiff/skiff/pkg/runtime/runc"
 	"github.com/skiff/skiff/pkg/version"
@@ -63,6 +64,10 @@ type Service struct {
 	// logs are the log writers of containers whose output this process
 	// holds (started by it, still running).
 	logs map[string]*logWriter
+
+	netMu sync.Mutex
+	// net is the pod network, once the kubelet passed the pod range.
+	net *podnet.Network
 }
 
 var (
@@ -94,6 +99,9 @@ func New(cfg Config) (*Service, error) {
 		containers: map[string]*containerRecord{},
 		exited:     map[string]chan struct{}{},
 		logs:       map[string]*logWriter{},
+	}
+	if err := s.loadNetwork(); err != nil {
+		return nil, fmt.Errorf("pod network: %w", err)
 	}
 	sbs, err := loadRecords[sandboxRecord](filepath.Join(cfg.Root, "sandboxes"), "sandbox.json")
 	if err != nil {
@@ -163,12 +171,6 @@ func (s *Service) Status(context.Context, *runtimeapi.StatusRequest) (*runtimeap
 		{Type: runtimeapi.RuntimeReady, Status: true},
 		{Type: runtimeapi.NetworkReady, Status: true},
 	}}}, nil
-}
-
-// UpdateRuntimeConfig implements RuntimeServiceServer (pod CIDR changes
-// concern the network plugin, which has nothing to update yet).
-func (s *Service) UpdateRuntimeConfig(context.Context, *runtimeapi.UpdateRuntimeConfigRequest) (*runtimeapi.UpdateRuntimeConfigResponse, error) {
-	return &runtimeapi.UpdateRuntimeConfigResponse{}, nil
 }
 
 // RuntimeConfig implements RuntimeServiceServer: cgroupfs, as the kubelet

@@ -21,6 +21,8 @@ type sandboxRecord struct {
 	CreatedAt time.Time `json:"createdAt"`
 	// Cgroup is the pod's cgroup path below each controller's root.
 	Cgroup string `json:"cgroup"`
+	// IP is the pod's address on the pod network ("" without one).
+	IP string `json:"ip,omitempty"`
 
 	config *runtimeapi.PodSandboxConfig
 }
