@@ -40,9 +40,11 @@ func TestNodesRegisterAndJoin(t *testing.T) {
 	if n.Status.Capacity.Cpu().IsZero() || n.Status.Capacity.Memory().IsZero() || n.Status.Capacity.Pods().Value() != 110 || len(n.Status.Addresses) == 0 {
 		t.Fatalf("capacity/addresses: %+v %+v", n.Status.Capacity, n.Status.Addresses)
 	}
-	if _, err := cs.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, "server-node", metav1.GetOptions{}); err != nil {
-		t.Fatalf("node lease: %v", err)
-	}
+	// The heartbeat Lease follows registration.
+	framework.Eventually(t, 10*time.Second, "node lease", func() bool {
+		_, err := cs.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, "server-node", metav1.GetOptions{})
+		return err == nil
+	})
 
 	token := c.Token(t)
 	dir := t.TempDir()

@@ -325,7 +325,7 @@ spec:
 	if out := k.Must(t, c, "get", "pod", "web"); !strings.Contains(out, "2/2") || !strings.Contains(out, "Running") {
 		t.Fatalf("get pod:\n%s", out)
 	}
-	framework.Eventually(t, 10*time.Second, "the client got the server's answer", func() bool {
+	framework.Eventually(t, 30*time.Second, "the client got the server's answer", func() bool {
 		return k.Run(c, "", nil, "logs", "web", "-c", "client").Stdout == "hello from web\n"
 	})
 	if out := k.Must(t, c, "logs", "web", "-c", "server"); !strings.Contains(out, "serving on :8080") || !strings.Contains(out, "GET /") {
@@ -376,5 +376,16 @@ spec:
 	}
 	if out := k.Must(t, c, "get", "pod", "server", "-o", "wide"); !strings.Contains(out, srv.Status.PodIP) {
 		t.Errorf("get pod -o wide:\n%s", out)
+	}
+	// A hostNetwork pod is in the node's network: it sees the bridge and
+	// reaches the server too.
+	bridge := cri.Bridge(filepath.Join(c.DataDir, "agent", "runtime"))
+	k.MustIn(t, c, podYAML("hostnet", busybox, "Never", "  hostNetwork: true\n", "sh", "-c",
+		"ip link show "+bridge+" && wget -qO- http://"+srv.Status.PodIP+":8080/"), "create", "-f", "-")
+	hp := waitPod(t, c, "hostnet", 30*time.Second, "finished", func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
+	})
+	if logs := k.Must(t, c, "logs", "hostnet"); hp.Status.Phase != corev1.PodSucceeded || !strings.Contains(logs, "hello from server") {
+		t.Errorf("hostNetwork pod:\n%s", logs)
 	}
 }

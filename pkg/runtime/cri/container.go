@@ -53,7 +53,12 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtimeapi.CreateCon
 		return fail(err)
 	}
 	sbx := sandbox.Sandbox{Dir: s.sandboxDir(sb.ID)}
+	var host []specs.LinuxNamespaceType
+	if !podNetwork(sb.config) {
+		host = append(host, specs.NetworkNamespace)
+	}
 	spec := runc.BuildSpec(runc.ContainerSpec{
+		HostNamespaces: host,
 		Process:        proc,
 		Rootfs:         rootfs,
 		ReadOnlyRootfs: cfg.GetLinux().GetSecurityContext().GetReadonlyRootfs(),

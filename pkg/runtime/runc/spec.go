@@ -2,6 +2,7 @@ package runc
 
 import (
 	"path/filepath"
+	"slices"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -53,6 +54,8 @@ type ContainerSpec struct {
 	// Namespaces to join by path (network, ipc, uts of the pod sandbox);
 	// the container gets new ones of the other kinds.
 	JoinNamespaces map[specs.LinuxNamespaceType]string
+	// HostNamespaces are kept from the host (hostNetwork pods' network).
+	HostNamespaces []specs.LinuxNamespaceType
 	// Resources are the cgroup limits.
 	Resources *specs.LinuxResources
 	// CgroupsPath is where the container's cgroup goes ("parent:name" is
@@ -100,7 +103,9 @@ func BuildSpec(c ContainerSpec) *specs.Spec {
 		s.Linux.ReadonlyPaths = readonlyPaths
 	}
 	for _, t := range []specs.LinuxNamespaceType{specs.PIDNamespace, specs.MountNamespace, specs.IPCNamespace, specs.UTSNamespace, specs.NetworkNamespace} {
-		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: t, Path: c.JoinNamespaces[t]})
+		if !slices.Contains(c.HostNamespaces, t) {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: t, Path: c.JoinNamespaces[t]})
+		}
 	}
 	s.Mounts = append(s.Mounts, c.Mounts...)
 	return s
