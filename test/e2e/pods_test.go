@@ -296,15 +296,25 @@ func agentCgroupID(c *framework.Cluster) string {
 	return filepath.Base(daemon.CgroupRoot(filepath.Join(c.DataDir, "agent")))
 }
 
+// testServer is the static Go test server's image reference on the node.
+const testServer = "registry.local/e2e/testserver:v1"
+
+// importTestServer imports the test server image into the running node
+// from a `docker save` tarball.
+func importTestServer(t *testing.T, c *framework.Cluster) {
+	t.Helper()
+	tarPath := filepath.Join(t.TempDir(), "testserver.tar")
+	framework.SaveImage(t, framework.TestServerImage(t), testServer, tarPath)
+	skiff(t, "images", "import", "--data-dir", c.DataDir, tarPath)
+}
+
 // TestHTTPServerPodFromTarball runs the static Go test server, imported
 // from a `docker save` tarball into the running node, beside a busybox
 // container that reaches it over the pod's shared loopback. The pod names
 // no node: the scheduler places it.
 func TestHTTPServerPodFromTarball(t *testing.T) {
 	c := nodeCluster(t)
-	tarPath := filepath.Join(t.TempDir(), "testserver.tar")
-	framework.SaveImage(t, framework.TestServerImage(t), "registry.local/e2e/testserver:v1", tarPath)
-	skiff(t, "images", "import", "--data-dir", c.DataDir, tarPath)
+	importTestServer(t, c)
 	k := framework.Kubectls(t)[len(framework.Kubectls(t))-1]
 	k.MustIn(t, c, `apiVersion: v1
 kind: Pod
@@ -314,7 +324,7 @@ spec:
   terminationGracePeriodSeconds: 1
   containers:
   - name: server
-    image: registry.local/e2e/testserver:v1
+    image: `+testServer+`
     imagePullPolicy: Never
   - name: client
     image: `+busybox+`
@@ -338,9 +348,7 @@ spec:
 // reaches a server pod at its pod IP.
 func TestPodsReachEachOtherByIP(t *testing.T) {
 	c := nodeCluster(t)
-	tarPath := filepath.Join(t.TempDir(), "testserver.tar")
-	framework.SaveImage(t, framework.TestServerImage(t), "registry.local/e2e/testserver:v1", tarPath)
-	skiff(t, "images", "import", "--data-dir", c.DataDir, tarPath)
+	importTestServer(t, c)
 	k := framework.Kubectls(t)[len(framework.Kubectls(t))-1]
 	k.MustIn(t, c, `apiVersion: v1
 kind: Pod
@@ -350,7 +358,7 @@ spec:
   terminationGracePeriodSeconds: 1
   containers:
   - name: server
-    image: registry.local/e2e/testserver:v1
+    image: `+testServer+`
     imagePullPolicy: Never
 `, "create", "-f", "-")
 	srv := waitPod(t, c, "server", 30*time.Second, "Running with an IP", func(p *corev1.Pod) bool { return allRunning(p) && p.Status.PodIP != "" })
