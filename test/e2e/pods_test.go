@@ -382,6 +382,11 @@ spec:
 	if !strings.Contains(logs, cl.Status.PodIP+"/") || !strings.Contains(logs, "default via") {
 		t.Errorf("client's eth0 and default route:\n%s", logs)
 	}
+	// A finished pod gives its address back (its sandbox stops).
+	framework.Eventually(t, 10*time.Second, "the finished client's address released", func() bool {
+		_, err := os.Stat(filepath.Join(cri.IPAMDir(filepath.Join(c.DataDir, "agent", "runtime")), cl.Status.PodIP))
+		return os.IsNotExist(err)
+	})
 	if out := k.Must(t, c, "get", "pod", "server", "-o", "wide"); !strings.Contains(out, srv.Status.PodIP) {
 		t.Errorf("get pod -o wide:\n%s", out)
 	}

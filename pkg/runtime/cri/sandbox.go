@@ -96,7 +96,8 @@ func (s *Service) sandbox(id string) (*sandboxRecord, error) {
 }
 
 // StopPodSandbox implements RuntimeServiceServer: every container of the
-// sandbox is killed; the namespaces stay until removal.
+// sandbox is killed and it leaves the pod network; the namespaces stay
+// until removal.
 func (s *Service) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSandboxRequest) (*runtimeapi.StopPodSandboxResponse, error) {
 	sb, err := s.sandbox(req.GetPodSandboxId())
 	if err != nil {
@@ -108,8 +109,11 @@ func (s *Service) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSan
 			return nil, err
 		}
 	}
+	// The address goes back at once, as a CNI DEL on stop does: finished
+	// pods keep their sandboxes (for logs) but not their addresses.
+	s.detach(sb.ID)
 	s.mu.Lock()
-	sb.State = sandboxNotReady
+	sb.State, sb.IP = sandboxNotReady, ""
 	s.mu.Unlock()
 	return &runtimeapi.StopPodSandboxResponse{}, s.saveSandbox(sb)
 }
