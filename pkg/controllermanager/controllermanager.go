@@ -1,6 +1,6 @@
 // Package controllermanager runs skiff's controllers over shared
 // informers: Deployment, ReplicaSet, ReplicationController, DaemonSet,
-// Endpoints, EndpointSlice, garbage collector,
+// Endpoints, EndpointSlice, service load balancer, garbage collector,
 // Job, CronJob, TTL-after-finished, node IPAM (pod ranges), namespace,
 // serviceaccounts and the root CA publisher. `skiff server` runs it while it holds
 // the kube-system/kube-controller-manager Lease.
@@ -32,6 +32,7 @@ import (
 	"github.com/skiff/skiff/pkg/controller/replicaset"
 	"github.com/skiff/skiff/pkg/controller/rootcacert"
 	"github.com/skiff/skiff/pkg/controller/serviceaccount"
+	"github.com/skiff/skiff/pkg/controller/servicelb"
 	"github.com/skiff/skiff/pkg/controller/ttlafterfinished"
 )
 
@@ -108,6 +109,10 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("endpointslice controller: %w", err)
 	}
+	lb, err := servicelb.New(client, f, log.With("controller", "servicelb"))
+	if err != nil {
+		return fmt.Errorf("service load balancer controller: %w", err)
+	}
 	jobs, err := job.New(client, f, clock.RealClock{}, log.With("controller", "job"))
 	if err != nil {
 		return fmt.Errorf("job controller: %w", err)
@@ -148,6 +153,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 	}
 	go deploy.Run(ctx, 5)
 	go eps.Run(ctx, 5)
+	go lb.Run(ctx, 2)
 	go slices.Run(ctx, 5)
 	go rs.Run(ctx, 5)
 	go ds.Run(ctx, 2)

@@ -390,6 +390,15 @@ spec:
 	if out := k.Must(t, c, "get", "pod", "server", "-o", "wide"); !strings.Contains(out, srv.Status.PodIP) {
 		t.Errorf("get pod -o wide:\n%s", out)
 	}
+	// A LoadBalancer Service gets the node's address as its ingress IP
+	// (the pod's endpoint is the pod IP).
+	k.Must(t, c, "label", "pod", "server", "app=server")
+	k.Must(t, c, "expose", "pod", "server", "--type=LoadBalancer", "--port=80", "--target-port=8080")
+	framework.Eventually(t, 20*time.Second, "LoadBalancer ingress and endpoints", func() bool {
+		svc := k.Run(c, "", nil, "get", "svc", "server").Stdout
+		ep := k.Run(c, "", nil, "get", "endpoints", "server").Stdout
+		return strings.Contains(svc, srv.Status.HostIP) && strings.Contains(ep, srv.Status.PodIP+":8080")
+	})
 	// A hostNetwork pod is in the node's network: it sees the bridge and
 	// reaches the server too.
 	bridge := cri.Bridge(filepath.Join(c.DataDir, "agent", "runtime"))
