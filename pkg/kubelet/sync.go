@@ -32,7 +32,8 @@ const (
 // runtimeState is what the runtime holds for one pod.
 type runtimeState struct {
 	sandboxes []*runtimeapi.PodSandbox
-	// podIP is the ready sandbox's address on the pod network.
+	// podIP is the ready sandbox's address on the pod network (filled in
+	// by updateStatus).
 	podIP string
 	// byName holds each container name's CRI containers, newest first.
 	byName map[string][]*runtimeapi.ContainerStatus
@@ -49,13 +50,6 @@ func (k *Kubelet) runtimeStateOf(ctx context.Context, uid types.UID) (*runtimeSt
 		return nil, err
 	}
 	st := &runtimeState{sandboxes: sbs, byName: map[string][]*runtimeapi.ContainerStatus{}}
-	if sb := st.readySandbox(); sb != nil {
-		resp, err := k.cfg.Runtime.PodSandboxStatus(ctx, sb.Id, false)
-		if err != nil {
-			return nil, err
-		}
-		st.podIP = resp.GetStatus().GetNetwork().GetIp()
-	}
 	for _, c := range cs {
 		resp, err := k.cfg.Runtime.ContainerStatus(ctx, c.Id, false)
 		if err != nil {
@@ -422,6 +416,15 @@ func specContainer(pod *corev1.Pod, name string) *corev1.Container {
 
 // updateStatus writes the pod's status if it changed.
 func (k *Kubelet) updateStatus(ctx context.Context, pod *corev1.Pod, st *runtimeState) error {
+	// Only the status needs the sandbox's address: ask for it here, not
+	// on every look at the runtime.
+	if sb := st.readySandbox(); sb != nil && !pod.Spec.HostNetwork {
+		resp, err := k.cfg.Runtime.PodSandboxStatus(ctx, sb.Id, false)
+		if err != nil {
+			return err
+		}
+		st.podIP = resp.GetStatus().GetNetwork().GetIp()
+	}
 	status := k.podStatus(pod, st)
 	if apiequality.Semantic.DeepEqual(status, pod.Status) {
 		return nil

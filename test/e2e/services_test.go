@@ -49,6 +49,9 @@ spec:
 	// A pod relabelled out of the selector leaves (and the ReplicaSet's
 	// replacement comes in).
 	victim := podsLabelled(t, c, "kubia")[0]
+	if victim.Status.PodIP == "" {
+		t.Fatalf("pod %s in the endpoints has no IP", victim.Name)
+	}
 	k.Must(t, c, "label", "pod", victim.Name, "app=debug", "--overwrite")
 	framework.Eventually(t, 30*time.Second, "relabelled pod out of the endpoints", func() bool {
 		ep := k.Run(c, "", nil, "get", "endpoints", "kubia", "-o", "jsonpath={.subsets[*].addresses[*].ip}").Stdout

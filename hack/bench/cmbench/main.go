@@ -87,7 +87,7 @@ func main() {
 	time.Sleep(time.Second) // the controller manager syncs its caches
 	d, marks := scaleAndWait(ctx, cs, *replicas)
 	fmt.Printf("| ReplicaSet scaled 0 → %d on %d simulated nodes, until status.readyReplicas = %d | %.2f s (all created %.2f s, all running %.2f s) |\n",
-		*replicas, *nodes, *replicas, d.Seconds(), marks.created.Seconds(), marks.bound.Seconds())
+		*replicas, *nodes, *replicas, d.Seconds(), marks.created.Seconds(), marks.running.Seconds())
 	if *rollout > 0 {
 		d, samples := timeRollout(ctx, cs, *rollout)
 		fmt.Printf("| Deployment of %d replicas rolled v1 → v2 (maxSurge 25%%, maxUnavailable 25%%) on simulated nodes | %.2f s |\n", *rollout, d.Seconds())
@@ -159,7 +159,7 @@ func timeRollout(ctx context.Context, cs kubernetes.Interface, n int) (time.Dura
 	return took, samples
 }
 
-type milestones struct{ created, bound time.Duration }
+type milestones struct{ created, running time.Duration }
 
 // kubelets stand in for the simulated nodes' kubelets.
 var kubelets *framework.StandInKubelets
@@ -184,11 +184,11 @@ func scaleAndWait(ctx context.Context, cs kubernetes.Interface, n int) (time.Dur
 		if m.created == 0 && int(rs.Status.Replicas) >= n {
 			m.created = time.Since(t0)
 		}
-		if m.bound == 0 && kubelets.Started.Load() >= int64(n) {
-			m.bound = time.Since(t0)
+		if m.running == 0 && kubelets.Started.Load() >= int64(n) {
+			m.running = time.Since(t0)
 		}
 		if *verbose && time.Since(t0)%time.Second < 10*time.Millisecond {
-			fmt.Fprintf(os.Stderr, "%.1fs: replicas %d ready %d bound %d\n", time.Since(t0).Seconds(), rs.Status.Replicas, rs.Status.ReadyReplicas, kubelets.Started.Load())
+			fmt.Fprintf(os.Stderr, "%.1fs: replicas %d ready %d running %d\n", time.Since(t0).Seconds(), rs.Status.Replicas, rs.Status.ReadyReplicas, kubelets.Started.Load())
 		}
 		if int(rs.Status.ReadyReplicas) == n {
 			return time.Since(t0), m

@@ -69,14 +69,7 @@ func New(client kubernetes.Interface, f informers.SharedInformerFactory, clk clo
 		pods: f.Core().V1().Pods().Lister(), log: log, exp: expectations.New(clk),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "daemonset"})}
-	enqueue := func(obj any) {
-		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
-			c.queue.Add(key)
-		}
-	}
-	if _, err := f.Apps().V1().DaemonSets().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: enqueue, UpdateFunc: func(_, obj any) { enqueue(obj) }, DeleteFunc: enqueue,
-	}); err != nil {
+	if _, err := f.Apps().V1().DaemonSets().Informer().AddEventHandler(typedhandler.Keys(c.queue.Add)); err != nil {
 		return nil, err
 	}
 	all := func(any) { c.enqueueAll() }

@@ -42,6 +42,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/skiff/skiff/pkg/controller/podendpoint"
+	"github.com/skiff/skiff/pkg/controller/typedhandler"
 	"github.com/skiff/skiff/pkg/controller/workers"
 )
 
@@ -86,14 +87,7 @@ func New(client kubernetes.Interface, f informers.SharedInformerFactory, clk clo
 		log:      log,
 		replaced: map[string]string{},
 	}
-	enqueue := func(obj any) {
-		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
-			c.queue.Add(key)
-		}
-	}
-	if _, err := f.Core().V1().Services().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: enqueue, UpdateFunc: func(_, obj any) { enqueue(obj) }, DeleteFunc: enqueue,
-	}); err != nil {
+	if _, err := f.Core().V1().Services().Informer().AddEventHandler(typedhandler.Keys(c.queue.Add)); err != nil {
 		return nil, err
 	}
 	if _, err := f.Core().V1().Pods().Informer().AddEventHandler(podendpoint.Handler(c.services, c.queue.Add)); err != nil {
@@ -102,18 +96,17 @@ func New(client kubernetes.Interface, f informers.SharedInformerFactory, clk clo
 	// Endpoints events bring their Service back: a hand deletion or edit
 	// is undone, and at start every Endpoints whose Service went while
 	// the controller was away is found.
-	_, err := f.Core().V1().Endpoints().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    enqueue,
-		UpdateFunc: func(_, obj any) { enqueue(obj) },
-		DeleteFunc: func(obj any) {
-			if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
-				c.mu.Lock()
-				delete(c.replaced, key)
-				c.mu.Unlock()
-				c.queue.Add(key)
-			}
-		},
-	})
+	h := typedhandler.Keys(c.queue.Add)
+	enqueue := h.DeleteFunc
+	h.DeleteFunc = func(obj any) {
+		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
+			c.mu.Lock()
+			delete(c.replaced, key)
+			c.mu.Unlock()
+		}
+		enqueue(obj)
+	}
+	_, err := f.Core().V1().Endpoints().Informer().AddEventHandler(h)
 	return c, err
 }
 

@@ -85,14 +85,7 @@ func New(client kubernetes.Interface, f informers.SharedInformerFactory, clk clo
 		maxPerSlice: maxEndpointsPerSlice,
 		log:         log,
 	}
-	enqueue := func(obj any) {
-		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
-			c.queue.Add(key)
-		}
-	}
-	if _, err := f.Core().V1().Services().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: enqueue, UpdateFunc: func(_, obj any) { enqueue(obj) }, DeleteFunc: enqueue,
-	}); err != nil {
+	if _, err := f.Core().V1().Services().Informer().AddEventHandler(typedhandler.Keys(c.queue.Add)); err != nil {
 		return nil, err
 	}
 	if _, err := f.Core().V1().Pods().Informer().AddEventHandler(podendpoint.Handler(c.services, c.queue.Add)); err != nil {

@@ -105,14 +105,7 @@ func New(client kubernetes.Interface, f informers.SharedInformerFactory, clk clo
 		finalizersRemoved: map[string]map[types.UID]bool{},
 		backoff:           map[string]backoffRecord{},
 	}
-	enqueue := func(obj any) {
-		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
-			c.queue.Add(key)
-		}
-	}
-	if _, err := f.Batch().V1().Jobs().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: enqueue, UpdateFunc: func(_, obj any) { enqueue(obj) }, DeleteFunc: enqueue,
-	}); err != nil {
+	if _, err := f.Batch().V1().Jobs().Informer().AddEventHandler(typedhandler.Keys(c.queue.Add)); err != nil {
 		return nil, err
 	}
 	_, err := f.Core().V1().Pods().Informer().AddEventHandler(typedhandler.Funcs(

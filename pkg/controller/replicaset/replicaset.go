@@ -99,14 +99,7 @@ func newController(k kind, client kubernetes.Interface, f informers.SharedInform
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: k.gvk().Kind}),
 	}
-	enqueue := func(obj any) {
-		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
-			c.queue.Add(key)
-		}
-	}
-	if _, err := k.informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: enqueue, UpdateFunc: func(_, obj any) { enqueue(obj) }, DeleteFunc: enqueue,
-	}); err != nil {
+	if _, err := k.informer().AddEventHandler(typedhandler.Keys(c.queue.Add)); err != nil {
 		return nil, err
 	}
 	_, err := f.Core().V1().Pods().Informer().AddEventHandler(typedhandler.Funcs(

@@ -37,3 +37,14 @@ func Funcs[T any](add func(T), update func(old, cur T), del func(T)) cache.Resou
 	}
 	return h
 }
+
+// Keys returns an event handler passing the "namespace/name" key of every
+// added, updated or deleted object to add (a work queue's Add).
+func Keys(add func(key string)) cache.ResourceEventHandlerFuncs {
+	enqueue := func(obj any) {
+		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
+			add(key)
+		}
+	}
+	return cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, obj any) { enqueue(obj) }, DeleteFunc: enqueue}
+}
