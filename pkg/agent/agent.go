@@ -31,7 +31,10 @@ import (
 	"github.com/skiff/skiff/pkg/kubelet/logrotate"
 	"github.com/skiff/skiff/pkg/kubelet/nodestatus"
 	"github.com/skiff/skiff/pkg/machine"
+	"github.com/skiff/skiff/pkg/network/egress"
+	"github.com/skiff/skiff/pkg/network/hostgw"
 	"github.com/skiff/skiff/pkg/network/podnet"
+	"github.com/skiff/skiff/pkg/proxy"
 	"github.com/skiff/skiff/pkg/runtime/cri"
 	"github.com/skiff/skiff/pkg/runtime/daemon"
 	"github.com/skiff/skiff/pkg/runtime/images"
@@ -59,8 +62,10 @@ type Config struct {
 	ControlPlane bool
 	// RESTConfig reaches the API server as this node.
 	RESTConfig *rest.Config
-	// ClusterDNS and ClusterDomain fill pods' resolv.conf.
-	ClusterDNS, ClusterDomain string
+	// ClusterDNS and ClusterDomain fill pods' resolv.conf; the node serves
+	// cluster DNS at ClusterDNS. ClusterCIDR is the pod network. Empty
+	// ones are taken from the server (kube-system/skiff-config).
+	ClusterDNS, ClusterDomain, ClusterCIDR string
 	// CleanupOnExit stops every pod and the container runtime when the
 	// agent stops, leaving nothing behind.
 	CleanupOnExit bool
@@ -131,6 +136,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if ip := cfg.NodeIP; ip != "" {
 		addrs = append([]corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: ip}}, addrs...)
 	}
+	if err := fillClusterSettings(ctx, client, &cfg); err != nil {
+		return err
+	}
 	rt, im, err := runtimeClients(ctx, cfg.DataDir, cfg.Log)
 	if err != nil {
 		if cfg.CleanupOnExit {
@@ -142,7 +150,7 @@ func Run(ctx context.Context, cfg Config) error {
 	kl := kubelet.New(kubelet.Config{
 		NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, Client: client, Runtime: rt, Images: im,
 		RootDir: cfg.DataDir, ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
-		PodCIDRWait: 10 * time.Second, Log: cfg.Log.With("component", "kubelet"),
+		PodCIDRWait: podCIDRWait, Log: cfg.Log.With("component", "kubelet"),
 	})
 	port, err := kl.Serve(ctx, kubelet.ServerConfig{Ports: []int{DefaultKubeletPort, 0}, Cert: cfg.ServingCert, ClientCAs: cfg.ClientCAs})
 	if err != nil {
@@ -161,10 +169,22 @@ func Run(ctx context.Context, cfg Config) error {
 	gc := imagegc.New(opts.ImageGC, rt, im, fsStats(daemon.ImageStoreDir(cfg.DataDir)), clock.RealClock{}, cfg.Log.With("component", "image-gc"))
 	go gc.Run(ctx, gcPeriod, func(err error) { kl.NodeEvent(corev1.EventTypeWarning, "ImageGCFailed", err.Error()) })
 	go logrotate.New(opts.Logs, rt, clock.RealClock{}, cfg.Log.With("component", "log-rotation")).Run(ctx, opts.LogMonitorInterval)
-	errc := make(chan error, 2)
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	errc := make(chan error, 3)
+	servicesDone := make(chan struct{})
 	go func() { errc <- hb.Run(ctx) }()
 	go func() { errc <- kl.Run(ctx) }()
+	go func() {
+		defer close(servicesDone)
+		if err := runServices(ctx, cfg, client); err != nil {
+			errc <- fmt.Errorf("services: %w", err)
+		}
+	}()
 	err = <-errc
+	stop()
+	// Routes and rules are removed only once nothing writes them.
+	<-servicesDone
 	if cfg.CleanupOnExit {
 		// ctx is done: clean up with a fresh one.
 		cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -188,7 +208,8 @@ func cleanup(ctx context.Context, rt internalapi.RuntimeService, agentDir string
 		errs = append(errs, rt.StopPodSandbox(ctx, sb.Id), rt.RemovePodSandbox(ctx, sb.Id))
 	}
 	root := filepath.Join(agentDir, "runtime")
-	errs = append(errs, daemon.Stop(agentDir), podnet.Teardown(cri.Bridge(root), cri.IPAMDir(root)), os.RemoveAll(root), os.RemoveAll(filepath.Join(agentDir, "pods")),
+	errs = append(errs, daemon.Stop(agentDir), podnet.Teardown(cri.Bridge(root), cri.IPAMDir(root)), proxy.Cleanup(ctx, ProxyTable(root)),
+		hostgw.Teardown(hostgwDir(agentDir)), egress.Teardown(ctx, cri.Bridge(root)), os.RemoveAll(root), os.RemoveAll(filepath.Join(agentDir, "pods")),
 		runc.RemoveCgroup(daemon.CgroupRoot(agentDir)))
 	// The shared parent goes when no other node on the machine uses it.
 	_ = runc.RemoveEmptyCgroup(path.Dir(daemon.CgroupRoot(agentDir)))

@@ -25,9 +25,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -92,23 +94,58 @@ func New(cfg Config) *Server {
 	return &Server{cfg: cfg, domain: d, client: &dns.Client{Timeout: 2 * time.Second}, cache: newAnswerCache(cfg.Clock, 10000)}
 }
 
-// Serve answers on addr (UDP and TCP) until ctx ends.
+// Serve answers on addr (UDP and TCP) until ctx ends. The address need
+// not exist yet (IP_FREEBIND): a node binds its bridge's address before
+// the runtime has made the bridge.
 func (s *Server) Serve(ctx context.Context, addr string) error {
-	udp := &dns.Server{Addr: addr, Net: "udp", Handler: s, ReusePort: true}
-	tcp := &dns.Server{Addr: addr, Net: "tcp", Handler: s}
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_IP, unix.IP_FREEBIND, 1)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	pc, err := lc.ListenPacket(ctx, "udp", addr)
+	if err != nil {
+		return fmt.Errorf("dns: %w", err)
+	}
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		_ = pc.Close()
+		return fmt.Errorf("dns: %w", err)
+	}
+	udp := &dns.Server{PacketConn: pc, Handler: s}
+	tcp := &dns.Server{Listener: ln, Handler: s}
 	errc := make(chan error, 2)
-	go func() { errc <- udp.ListenAndServe() }()
-	go func() { errc <- tcp.ListenAndServe() }()
+	go func() { errc <- udp.ActivateAndServe() }()
+	go func() { errc <- tcp.ActivateAndServe() }()
 	select {
 	case <-ctx.Done():
-	case err := <-errc:
-		_ = udp.Shutdown()
-		_ = tcp.Shutdown()
-		return fmt.Errorf("dns on %s: %w", addr, err)
+	case err = <-errc:
+		err = fmt.Errorf("dns on %s: %w", addr, err)
 	}
 	_ = udp.Shutdown()
 	_ = tcp.Shutdown()
-	return nil
+	// Shutdown refuses a server that has not started yet; closing the
+	// sockets stops it either way.
+	_ = pc.Close()
+	_ = ln.Close()
+	return err
+}
+
+// HostUpstreams returns the nameservers ("ip:port") of a resolv.conf.
+func HostUpstreams(resolvConf string) ([]string, error) {
+	c, err := dns.ClientConfigFromFile(resolvConf)
+	if err != nil {
+		return nil, fmt.Errorf("upstream resolvers: %w", err)
+	}
+	out := make([]string, 0, len(c.Servers))
+	for _, srv := range c.Servers {
+		out = append(out, net.JoinHostPort(srv, c.Port))
+	}
+	return out, nil
 }
 
 // ServeDNS implements dns.Handler.

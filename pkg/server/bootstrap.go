@@ -74,6 +74,9 @@ func bootstrap(ctx context.Context, stores []*registry.Store, cfg Config, apiHos
 	}); err != nil {
 		return err
 	}
+	if err := bootstrapClusterDNS(ctx, byName, cfg); err != nil {
+		return err
+	}
 	addressType := discoveryv1.AddressTypeIPv4
 	if net.ParseIP(apiHost).To4() == nil {
 		addressType = discoveryv1.AddressTypeIPv6
@@ -84,6 +87,33 @@ func bootstrap(ctx context.Context, stores []*registry.Store, cfg Config, apiHos
 		s.AddressType = addressType
 		s.Endpoints = []discoveryv1.Endpoint{{Addresses: []string{apiHost}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}}
 		s.Ports = []discoveryv1.EndpointPort{{Name: ptr.To("https"), Port: ptr.To(port), Protocol: ptr.To(corev1.ProtocolTCP)}}
+	})
+}
+
+// DNSService names the kube-system Service that holds the cluster DNS
+// address (kube-dns, as upstream and k3s name it, so tools find it). Every
+// node answers it itself (pkg/dns), so it has no selector or endpoints.
+const DNSService = "kube-dns"
+
+// bootstrapClusterDNS reserves --cluster-dns as the kube-dns Service's
+// cluster IP and publishes the cluster's network settings for agents.
+func bootstrapClusterDNS(ctx context.Context, byName map[string]*registry.Store, cfg Config) error {
+	if err := reconcile(ctx, byName["services"], metav1.NamespaceSystem, DNSService, func(obj runtime.Object) {
+		s := obj.(*corev1.Service)
+		s.Labels = withLabels(s.Labels, map[string]string{"k8s-app": "kube-dns", "kubernetes.io/name": "skiff-dns", "kubernetes.io/cluster-service": "true"})
+		if s.Spec.ClusterIP == "" {
+			s.Spec.ClusterIP = cfg.ClusterDNS
+		}
+		s.Spec.Ports = []corev1.ServicePort{
+			{Name: "dns", Port: 53, TargetPort: intstr.FromInt32(53), Protocol: corev1.ProtocolUDP},
+			{Name: "dns-tcp", Port: 53, TargetPort: intstr.FromInt32(53), Protocol: corev1.ProtocolTCP},
+		}
+	}); err != nil {
+		return err
+	}
+	return reconcile(ctx, byName["configmaps"], metav1.NamespaceSystem, agent.ClusterConfigMap, func(obj runtime.Object) {
+		cm := obj.(*corev1.ConfigMap)
+		cm.Data = agent.ClusterSettings{ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR, ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain}.Data()
 	})
 }
 

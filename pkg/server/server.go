@@ -231,6 +231,7 @@ func localAgentConfig(cfg Config, certs *clusterCerts, server string, log *slog.
 		ControlPlane:  true,
 		ClusterDNS:    cfg.ClusterDNS,
 		ClusterDomain: cfg.ClusterDomain,
+		ClusterCIDR:   cfg.ClusterCIDR,
 		CleanupOnExit: cfg.CleanupOnExit,
 		RESTConfig: &rest.Config{
 			Host:            server,

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -69,9 +70,14 @@ func TestNodesRegisterAndJoin(t *testing.T) {
 		}
 		return true
 	})
+	_, clusterNet, err := net.ParseCIDR(c.ClusterCIDR)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for name, cidr := range cidrs {
-		if !strings.HasPrefix(cidr, "10.42.") || !strings.HasSuffix(cidr, ".0/24") {
-			t.Errorf("node %s pod CIDR %q is not a /24 of 10.42.0.0/16", name, cidr)
+		ip, podNet, err := net.ParseCIDR(cidr)
+		if ones, _ := podNet.Mask.Size(); err != nil || !clusterNet.Contains(ip) || ones != 24 {
+			t.Errorf("node %s pod CIDR %q is not a /24 of %s", name, cidr, c.ClusterCIDR)
 		}
 	}
 	if cidrs["server-node"] == cidrs["worker-1"] {

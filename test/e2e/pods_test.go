@@ -269,7 +269,11 @@ func TestCleanupOnExitLeavesNothing(t *testing.T) {
 	if _, err := net.InterfaceByName(bridge); err != nil {
 		t.Fatalf("pod network bridge %s: %v", bridge, err)
 	}
+	framework.Eventually(t, 10*time.Second, "the service proxy's table", func() bool { return strings.Contains(nftTables(t), proxyTable(c)) })
 	c.Stop()
+	if tables := nftTables(t); strings.Contains(tables, proxyTable(c)) {
+		t.Fatalf("nftables table %s left:\n%s", proxyTable(c), tables)
+	}
 	if _, err := net.InterfaceByName(bridge); err == nil {
 		t.Fatalf("pod network bridge %s left", bridge)
 	}

@@ -11,10 +11,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -48,10 +50,12 @@ type Cluster struct {
 	Port       int
 	Kubeconfig string
 	Args       []string
-	cmd        *exec.Cmd
-	done       chan struct{}
-	log        *bytes.Buffer
-	logMu      *sync.Mutex
+	// ClusterCIDR is the pod network ("" for the default, 10.42.0.0/16).
+	ClusterCIDR string
+	cmd         *exec.Cmd
+	done        chan struct{}
+	log         *bytes.Buffer
+	logMu       *sync.Mutex
 }
 
 // NodeName is the name of a test cluster's own node.
@@ -88,6 +92,12 @@ func StartCluster(t testing.TB, opts Options) *Cluster {
 	} else {
 		// Tests leave nothing behind: pods, mounts, cgroups, the runtime.
 		c.Args = append(c.Args, "--cleanup-on-exit", "--node-name", NodeName)
+		if !slices.Contains(opts.ExtraArgs, "--cluster-cidr") {
+			c.Args = append(c.Args, networkArgs(c.DataDir)...)
+		}
+	}
+	if i := slices.Index(c.Args, "--cluster-cidr"); i >= 0 && i+1 < len(c.Args) {
+		c.ClusterCIDR = c.Args[i+1]
 	}
 	c.Args = append(c.Args, opts.ExtraArgs...)
 	c.start()
@@ -99,6 +109,17 @@ func StartCluster(t testing.TB, opts Options) *Cluster {
 	})
 	c.WaitReady(30 * time.Second)
 	return c
+}
+
+// networkArgs give a node cluster pod and service ranges of its own
+// (stable for its data dir, so restarts keep them): clusters of tests
+// running at the same time on one machine, as several clusters may,
+// must not route each other's addresses.
+func networkArgs(dataDir string) []string {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(dataDir))
+	a := 100 + 2*(h.Sum32()%70)
+	return []string{"--cluster-cidr", fmt.Sprintf("10.%d.0.0/16", a), "--service-cidr", fmt.Sprintf("10.%d.0.0/16", a+1)}
 }
 
 type lockedWriter struct {

@@ -3,19 +3,24 @@
 //
 //	/          "hello from <hostname>"
 //	/hostname  the hostname
+//	/port      the port the request came in on
+//	/client    the client's address as the server sees it
 //	/healthz   200 "ok" (for probes)
 //	/env?name= an environment variable
 //	/exit?code= exits with the code (for restart tests)
 //
-// It listens on $PORT (default 8080) and logs each request to stdout.
+// It listens on $PORT (default 8080), and also on each port of
+// $EXTRA_PORTS (comma-separated), and logs each request to stdout.
 package main
 
 import (
 	"fmt"
 	"log"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 )
 
 func main() {
@@ -29,6 +34,11 @@ func main() {
 		fmt.Fprintf(w, "hello from %s\n", host)
 	})
 	mux.HandleFunc("/hostname", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, host) })
+	mux.HandleFunc("/port", func(w http.ResponseWriter, r *http.Request) {
+		_, p, _ := net.SplitHostPort(r.Context().Value(http.LocalAddrContextKey).(net.Addr).String())
+		fmt.Fprint(w, p)
+	})
+	mux.HandleFunc("/client", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, r.RemoteAddr) })
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") })
 	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, os.Getenv(r.URL.Query().Get("name"))) })
 	mux.HandleFunc("/exit", func(w http.ResponseWriter, r *http.Request) {
@@ -41,6 +51,11 @@ func main() {
 		mux.ServeHTTP(w, r)
 	})
 	log.SetOutput(os.Stdout)
+	if extra := os.Getenv("EXTRA_PORTS"); extra != "" {
+		for _, p := range strings.Split(extra, ",") {
+			go func() { log.Fatal(http.ListenAndServe(":"+p, logged)) }()
+		}
+	}
 	log.Printf("serving on :%s", port)
 	log.Fatal(http.ListenAndServe(":"+port, logged))
 }

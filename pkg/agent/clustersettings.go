@@ -1,0 +1,59 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+)
+
+// ClusterConfigMap is the kube-system ConfigMap in which the server
+// publishes the network settings every node needs (as kubeadm publishes
+// its cluster configuration), so joined agents take them from the API
+// rather than from flags that could disagree.
+const ClusterConfigMap = "skiff-config"
+
+// ClusterSettings are the cluster-wide network settings.
+type ClusterSettings struct {
+	ClusterCIDR, ServiceCIDR, ClusterDNS, ClusterDomain string
+}
+
+// Data is s as ConfigMap data.
+func (s ClusterSettings) Data() map[string]string {
+	return map[string]string{"clusterCIDR": s.ClusterCIDR, "serviceCIDR": s.ServiceCIDR, "clusterDNS": s.ClusterDNS, "clusterDomain": s.ClusterDomain}
+}
+
+// fillClusterSettings completes cfg's empty network settings from the
+// server's ConfigMap, waiting for it (a new server writes it at start).
+func fillClusterSettings(ctx context.Context, client kubernetes.Interface, cfg *Config) error {
+	if cfg.ClusterCIDR != "" && cfg.ClusterDNS != "" && cfg.ClusterDomain != "" {
+		return nil
+	}
+	var data map[string]string
+	// An older server (or one still starting) may not have written it
+	// yet, and the server may be unreachable for a while: keep asking.
+	err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		cm, err := client.CoreV1().ConfigMaps(metav1.NamespaceSystem).Get(ctx, ClusterConfigMap, metav1.GetOptions{})
+		if err != nil {
+			if !apierrors.IsNotFound(err) {
+				cfg.Log.Debug("reading cluster settings", "err", err)
+			}
+			return false, nil
+		}
+		data = cm.Data
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("cluster settings (kube-system/%s): %w", ClusterConfigMap, err)
+	}
+	for field, key := range map[*string]string{&cfg.ClusterCIDR: "clusterCIDR", &cfg.ClusterDNS: "clusterDNS", &cfg.ClusterDomain: "clusterDomain"} {
+		if *field == "" {
+			*field = data[key]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,205 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/knftables"
+)
+
+// table programs one nftables table: the first sync (and any sync after a
+// failure) replaces the whole table in one transaction; later syncs send
+// only the difference between the installed ruleset and the wanted one,
+// also as one transaction, so packets always see a consistent state.
+type table struct {
+	nft knftables.Interface
+	// installed is what the table holds; nil when unknown.
+	installed *ruleset
+}
+
+// baseChain is a chain attached to a netfilter hook.
+type baseChain struct {
+	name     string
+	typ      knftables.BaseChainType
+	hook     knftables.BaseChainHook
+	priority knftables.BaseChainPriority
+	rules    []string
+}
+
+// baseChains filter before DNAT (so that a packet to a service without
+// endpoints is rejected while its destination is still the service's),
+// DNAT in prerouting and output, and masquerade in postrouting.
+var baseChains = []baseChain{
+	{filterInputChain, knftables.FilterType, knftables.InputHook, knftables.DNATPriority + "-10",
+		[]string{"ct state new jump " + nodePortEndpointsChk, "ct state new jump " + serviceEndpointsCheck}},
+	{filterForwardChain, knftables.FilterType, knftables.ForwardHook, knftables.DNATPriority + "-10",
+		[]string{"ct state new jump " + serviceEndpointsCheck}},
+	{filterOutputChain, knftables.FilterType, knftables.OutputHook, knftables.DNATPriority + "-10",
+		[]string{"ct state new jump " + serviceEndpointsCheck, "ct state new jump " + nodePortEndpointsChk}},
+	{natPrerouting, knftables.NATType, knftables.PreroutingHook, knftables.DNATPriority, []string{"jump " + servicesChain}},
+	{natOutput, knftables.NATType, knftables.OutputHook, knftables.DNATPriority, []string{"jump " + servicesChain}},
+	{natPostrouting, knftables.NATType, knftables.PostroutingHook, knftables.SNATPriority, []string{"jump " + masqueradingChain}},
+}
+
+// staticChains are the regular chains whose rules never change.
+var staticChains = map[string][]string{
+	servicesChain: {
+		"ip daddr . meta l4proto . th dport vmap @" + serviceIPsMap,
+		localNodePorts + " meta l4proto . th dport vmap @" + serviceNodePortsMap,
+	},
+	serviceEndpointsCheck: {"ip daddr . meta l4proto . th dport vmap @" + noEndpointServicesMap},
+	nodePortEndpointsChk:  {localNodePorts + " meta l4proto . th dport vmap @" + noEndpointNodePortsMap},
+	rejectChain:           {"reject"},
+	markMasqChain:         {"meta mark set meta mark or " + masqueradeMark},
+	masqueradingChain: {
+		"meta mark and " + masqueradeMark + " == 0 return",
+		"meta mark set meta mark xor " + masqueradeMark,
+		"masquerade fully-random",
+	},
+}
+
+// verdictMaps are the table's maps and their types.
+var verdictMaps = map[string]string{
+	serviceIPsMap:          "ipv4_addr . inet_proto . inet_service : verdict",
+	noEndpointServicesMap:  "ipv4_addr . inet_proto . inet_service : verdict",
+	serviceNodePortsMap:    "inet_proto . inet_service : verdict",
+	noEndpointNodePortsMap: "inet_proto . inet_service : verdict",
+}
+
+// apply makes the table hold want and returns the number of operations
+// sent (0: nothing changed).
+func (t *table) apply(ctx context.Context, want *ruleset) (int, error) {
+	tx := t.nft.NewTransaction()
+	if t.installed == nil {
+		t.replaceAll(tx, want)
+	} else {
+		t.diff(tx, t.installed, want)
+	}
+	n := tx.NumOperations()
+	if n == 0 {
+		return 0, nil
+	}
+	if err := t.nft.Run(ctx, tx); err != nil {
+		t.installed = nil
+		return n, fmt.Errorf("nftables transaction of %d operations: %w", n, err)
+	}
+	t.installed = want
+	return n, nil
+}
+
+// replaceAll writes the table from scratch: the old one (left by an
+// earlier run) goes in the same transaction.
+func (t *table) replaceAll(tx *knftables.Transaction, want *ruleset) {
+	tx.Add(&knftables.Table{})
+	tx.Delete(&knftables.Table{})
+	tx.Add(&knftables.Table{Comment: knftables.PtrTo("skiff service proxy")})
+	for name, typ := range verdictMaps {
+		tx.Add(&knftables.Map{Name: name, Type: typ})
+	}
+	for name, timeout := range want.sets {
+		tx.Add(affinitySet(name, timeout))
+	}
+	for name := range staticChains {
+		tx.Add(&knftables.Chain{Name: name})
+	}
+	for name := range want.chains {
+		tx.Add(&knftables.Chain{Name: name})
+	}
+	for name, rules := range staticChains {
+		addRules(tx, name, rules)
+	}
+	for _, name := range slices.Sorted(maps.Keys(want.chains)) {
+		addRules(tx, name, want.chains[name])
+	}
+	for m, elems := range want.maps {
+		for k, v := range elems {
+			tx.Add(element(m, k, v))
+		}
+	}
+	for _, c := range baseChains {
+		tx.Add(&knftables.Chain{Name: c.name, Type: knftables.PtrTo(c.typ), Hook: knftables.PtrTo(c.hook), Priority: knftables.PtrTo(c.priority)})
+		addRules(tx, c.name, c.rules)
+	}
+}
+
+// diff adds to tx what turns have into want. Order matters within the
+// transaction: new sets and chains exist before rules refer to them, and
+// chains go only after the rules and elements that jump to them.
+func (t *table) diff(tx *knftables.Transaction, have, want *ruleset) {
+	for name, timeout := range want.sets {
+		if _, ok := have.sets[name]; !ok {
+			tx.Add(affinitySet(name, timeout))
+		}
+	}
+	for name := range want.chains {
+		if _, ok := have.chains[name]; !ok {
+			tx.Add(&knftables.Chain{Name: name})
+		}
+	}
+	for m, elems := range have.maps {
+		for k, v := range elems {
+			if nv, ok := want.maps[m][k]; !ok || nv != v {
+				tx.Delete(element(m, k, ""))
+			}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(want.chains)) {
+		rules := want.chains[name]
+		old, ok := have.chains[name]
+		if ok && slices.Equal(old, rules) {
+			continue
+		}
+		if ok {
+			tx.Flush(&knftables.Chain{Name: name})
+		}
+		addRules(tx, name, rules)
+	}
+	for m, elems := range want.maps {
+		for k, v := range elems {
+			if ov, ok := have.maps[m][k]; !ok || ov != v {
+				tx.Add(element(m, k, v))
+			}
+		}
+	}
+	var gone []string
+	for name := range have.chains {
+		if _, ok := want.chains[name]; !ok {
+			gone = append(gone, name)
+		}
+	}
+	// Chains that go may jump to each other: empty them all first.
+	for _, name := range gone {
+		tx.Flush(&knftables.Chain{Name: name})
+	}
+	for _, name := range gone {
+		tx.Delete(&knftables.Chain{Name: name})
+	}
+	for name := range have.sets {
+		if _, ok := want.sets[name]; !ok {
+			tx.Delete(&knftables.Set{Name: name})
+		}
+	}
+}
+
+func addRules(tx *knftables.Transaction, chain string, rules []string) {
+	for _, r := range rules {
+		tx.Add(&knftables.Rule{Chain: chain, Rule: r})
+	}
+}
+
+func affinitySet(name string, timeout time.Duration) *knftables.Set {
+	return &knftables.Set{Name: name, Type: "ipv4_addr", Flags: []knftables.SetFlag{knftables.DynamicFlag, knftables.TimeoutFlag}, Timeout: &timeout}
+}
+
+// element is a verdict map element; key is "a . b . c".
+func element(m, key, verdict string) *knftables.Element {
+	e := &knftables.Element{Map: m, Key: strings.Split(key, " . ")}
+	if verdict != "" {
+		e.Value = []string{verdict}
+	}
+	return e
+}
