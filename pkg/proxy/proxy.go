@@ -76,8 +76,8 @@ type Proxier struct {
 	changed  chan struct{}
 
 	mu sync.Mutex
-	// programmed holds the endpoints ("ip:port") the table sends traffic to.
-	programmed map[string]bool
+	// installed is what the table holds after the last successful sync.
+	installed *ruleset
 }
 
 // New returns a proxier fed by factory's Service and EndpointSlice
@@ -162,18 +162,22 @@ func (p *Proxier) sync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	want := computeRules(in)
+	want := computeRules(in, p.tab.installed)
 	ops, err := p.tab.apply(ctx, want)
 	end := time.Now()
 	if err == nil {
 		p.mu.Lock()
-		p.programmed = want.endpoints
+		p.installed = want
 		p.mu.Unlock()
 	}
 	if ops > 0 || err != nil {
-		p.cfg.Log.Debug("service proxy synced", "operations", ops, "endpoints", len(want.endpoints), "took", end.Sub(start), "err", err)
+		eps := 0
+		for _, f := range want.fragments {
+			eps += len(f.endpoints)
+		}
+		p.cfg.Log.Debug("service proxy synced", "operations", ops, "endpoints", eps, "took", end.Sub(start), "err", err)
 		if p.cfg.OnSync != nil {
-			p.cfg.OnSync(SyncResult{Start: start, End: end, Operations: ops, Endpoints: len(want.endpoints), Err: err})
+			p.cfg.OnSync(SyncResult{Start: start, End: end, Operations: ops, Endpoints: eps, Err: err})
 		}
 	}
 	return err
@@ -211,7 +215,15 @@ func (p *Proxier) input() (rulesInput, error) {
 func (p *Proxier) Programmed(endpoint string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.programmed[endpoint]
+	if p.installed == nil {
+		return false
+	}
+	for _, f := range p.installed.fragments {
+		if f.endpoints[endpoint] {
+			return true
+		}
+	}
+	return false
 }
 
 // Cleanup deletes the proxy's table, if present.

@@ -67,7 +67,7 @@ func input(svcs []*corev1.Service, slices ...*discoveryv1.EndpointSlice) rulesIn
 
 // chainWith returns the rules of the one chain whose name starts with
 // prefix.
-func chainWith(t *testing.T, r *ruleset, prefix string) []string {
+func chainWith(t *testing.T, r *fragment, prefix string) []string {
 	t.Helper()
 	var found []string
 	n := 0
@@ -93,7 +93,7 @@ func keys[V any](m map[string]V) []string {
 
 func TestClusterIPBalancesOverReadyEndpoints(t *testing.T) {
 	r := computeRules(input([]*corev1.Service{service("web", nil)},
-		slice("web", "web-1", 8080, ep{"10.42.0.5", "n1", true}, ep{"10.42.1.6", "n2", true}, ep{"10.42.1.7", "n2", false})))
+		slice("web", "web-1", 8080, ep{"10.42.0.5", "n1", true}, ep{"10.42.1.6", "n2", true}, ep{"10.42.1.7", "n2", false})), nil).merged()
 	if got := r.maps[serviceIPsMap]["10.43.0.20 . tcp . 80"]; !strings.HasPrefix(got, "goto service-") {
 		t.Fatalf("service-ips element = %q", got)
 	}
@@ -122,7 +122,7 @@ func TestServiceWithoutEndpointsIsRejected(t *testing.T) {
 		s.Spec.Type = corev1.ServiceTypeNodePort
 		s.Spec.Ports[0].NodePort = 30080
 	})
-	r := computeRules(input([]*corev1.Service{svc}, slice("web", "web-1", 8080, ep{"10.42.0.5", "n1", false})))
+	r := computeRules(input([]*corev1.Service{svc}, slice("web", "web-1", 8080, ep{"10.42.0.5", "n1", false})), nil).merged()
 	if got := r.maps[noEndpointServicesMap]["10.43.0.20 . tcp . 80"]; got != "goto reject-chain" {
 		t.Errorf("no-endpoint-services element = %q", got)
 	}
@@ -137,7 +137,7 @@ func TestServiceWithoutEndpointsIsRejected(t *testing.T) {
 func TestTerminatingEndpointsServeWhenNoneIsReady(t *testing.T) {
 	sl := slice("web", "web-1", 8080)
 	sl.Endpoints = []discoveryv1.Endpoint{{Addresses: []string{"10.42.0.9"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(false), Serving: ptr.To(true), Terminating: ptr.To(true)}}}
-	r := computeRules(input([]*corev1.Service{service("web", nil)}, sl))
+	r := computeRules(input([]*corev1.Service{service("web", nil)}, sl), nil).merged()
 	if !r.endpoints["10.42.0.9:8080"] {
 		t.Fatalf("terminating serving endpoint not used: %v", r.endpoints)
 	}
@@ -148,7 +148,7 @@ func TestSessionAffinityRemembersClients(t *testing.T) {
 		s.Spec.SessionAffinity = corev1.ServiceAffinityClientIP
 		s.Spec.SessionAffinityConfig = &corev1.SessionAffinityConfig{ClientIP: &corev1.ClientIPConfig{TimeoutSeconds: ptr.To[int32](60)}}
 	})
-	r := computeRules(input([]*corev1.Service{svc}, slice("web", "web-1", 8080, ep{"10.42.0.5", "n1", true}, ep{"10.42.0.6", "n1", true})))
+	r := computeRules(input([]*corev1.Service{svc}, slice("web", "web-1", 8080, ep{"10.42.0.5", "n1", true}, ep{"10.42.0.6", "n1", true})), nil).merged()
 	if len(r.sets) != 2 {
 		t.Fatalf("affinity sets = %v", r.sets)
 	}
@@ -171,7 +171,7 @@ func TestLocalTrafficPolicies(t *testing.T) {
 		s.Spec.InternalTrafficPolicy = ptr.To(corev1.ServiceInternalTrafficPolicyLocal)
 		s.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "192.0.2.7"}}
 	})
-	r := computeRules(input([]*corev1.Service{svc}, slice("web", "web-1", 8080, ep{"10.42.0.5", "n1", true}, ep{"10.42.1.6", "n2", true})))
+	r := computeRules(input([]*corev1.Service{svc}, slice("web", "web-1", 8080, ep{"10.42.0.5", "n1", true}, ep{"10.42.1.6", "n2", true})), nil).merged()
 	local := chainWith(t, r, "local-")
 	if !strings.HasPrefix(local[0], "numgen random mod 1 vmap") || !strings.Contains(local[0], "10.42.0.5/8080") {
 		t.Errorf("local chain = %q, want only this node's endpoint", local)
@@ -191,7 +191,7 @@ func TestLocalTrafficPolicies(t *testing.T) {
 	}
 
 	// No local endpoint: dropped, not sent elsewhere.
-	r = computeRules(input([]*corev1.Service{svc}, slice("web", "web-1", 8080, ep{"10.42.1.6", "n2", true})))
+	r = computeRules(input([]*corev1.Service{svc}, slice("web", "web-1", 8080, ep{"10.42.1.6", "n2", true})), nil).merged()
 	if got := chainWith(t, r, "local-"); fmt.Sprint(got) != "[drop]" {
 		t.Errorf("local chain without local endpoints = %q", got)
 	}
@@ -200,7 +200,7 @@ func TestLocalTrafficPolicies(t *testing.T) {
 func TestClusterDNSGoesToTheNode(t *testing.T) {
 	in := input([]*corev1.Service{service("kube-dns", func(s *corev1.Service) { s.Spec.ClusterIP = "10.43.0.10" })})
 	in.dnsIP, in.dnsTarget = "10.43.0.10", "10.42.0.1:53"
-	r := computeRules(in)
+	r := computeRules(in, nil).merged()
 	if got := r.maps[serviceIPsMap]["10.43.0.10 . udp . 53"]; got != "goto cluster-dns" {
 		t.Errorf("DNS element = %q", got)
 	}
@@ -220,15 +220,19 @@ func TestDiffSendsOnlyWhatChanged(t *testing.T) {
 		svcs = append(svcs, service(name, func(s *corev1.Service) { s.Spec.ClusterIP = fmt.Sprintf("10.43.1.%d", i) }))
 		sls = append(sls, slice(name, name, 8080, ep{fmt.Sprintf("10.42.0.%d", i+2), "n1", true}, ep{fmt.Sprintf("10.42.1.%d", i+2), "n2", true}))
 	}
-	full, err := tab.apply(ctx, computeRules(input(svcs, sls...)))
+	full, err := tab.apply(ctx, computeRules(input(svcs, sls...), nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, err := tab.apply(ctx, computeRules(input(svcs, sls...))); err != nil || n != 0 {
+	if n, err := tab.apply(ctx, computeRules(input(svcs, sls...), tab.installed)); err != nil || n != 0 {
 		t.Fatalf("re-applying the same rules sent %d operations (%v)", n, err)
 	}
+	// Unchanged Services keep their fragment: nothing is recomputed.
+	if again := computeRules(input(svcs, sls...), tab.installed); again.fragments["default/s1"] != tab.installed.fragments["default/s1"] {
+		t.Error("an unchanged service's rules were recomputed")
+	}
 	sls[7] = slice("s7", "s7", 8080, ep{"10.42.0.9", "n1", true}, ep{"10.42.2.9", "n3", true})
-	n, err := tab.apply(ctx, computeRules(input(svcs, sls...)))
+	n, err := tab.apply(ctx, computeRules(input(svcs, sls...), tab.installed))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +244,7 @@ func TestDiffSendsOnlyWhatChanged(t *testing.T) {
 		t.Errorf("table after the change:\n%s", dump)
 	}
 	// A service going away takes its chains and elements with it.
-	n, err = tab.apply(ctx, computeRules(input(svcs[:99], sls[:99]...)))
+	n, err = tab.apply(ctx, computeRules(input(svcs[:99], sls[:99]...), tab.installed))
 	if err != nil || n == 0 {
 		t.Fatalf("removing a service: %d operations, %v", n, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -49,10 +50,16 @@ const (
 // loopback (DNAT from 127.0.0.1 to a pod would need route_localnet).
 const localNodePorts = "fib daddr type local ip daddr != 127.0.0.0/8"
 
-// ruleset is the table's variable part: the chains, sets and map elements
-// that follow from the Services and EndpointSlices. Syncs compute it in
-// full and apply only the difference from what is installed.
-type ruleset struct {
+// fragment is the part of the table that follows from one Service (or
+// from the cluster DNS settings): its chains, affinity sets and verdict
+// map elements. Object names derive from the Service, so fragments never
+// share a chain or set.
+type fragment struct {
+	// inputs are the objects the fragment was computed from (the Service
+	// and its EndpointSlices, as the informer cache holds them): cache
+	// objects are replaced, never changed, on update, so equal inputs
+	// mean an equal fragment.
+	inputs []any
 	// chains are regular chains and their rules, in order.
 	chains map[string][]string
 	// sets are the session-affinity sets, by name, with their timeout.
@@ -63,12 +70,33 @@ type ruleset struct {
 	endpoints map[string]bool
 }
 
-func newRuleset() *ruleset {
-	r := &ruleset{chains: map[string][]string{}, sets: map[string]time.Duration{}, maps: map[string]map[string]string{}, endpoints: map[string]bool{}}
+func newFragment(inputs []any) *fragment {
+	f := &fragment{inputs: inputs, chains: map[string][]string{}, sets: map[string]time.Duration{}, maps: map[string]map[string]string{}, endpoints: map[string]bool{}}
 	for _, m := range []string{serviceIPsMap, serviceNodePortsMap, noEndpointServicesMap, noEndpointNodePortsMap} {
-		r.maps[m] = map[string]string{}
+		f.maps[m] = map[string]string{}
 	}
-	return r
+	return f
+}
+
+// ruleset is the table's variable part, one fragment per Service. Syncs
+// recompute only the fragments whose inputs changed and apply only the
+// difference from what is installed.
+type ruleset struct {
+	fragments map[string]*fragment
+}
+
+// merged is every fragment in one (for tests and inspection).
+func (r *ruleset) merged() *fragment {
+	all := newFragment(nil)
+	for _, f := range r.fragments {
+		maps.Copy(all.chains, f.chains)
+		maps.Copy(all.sets, f.sets)
+		maps.Copy(all.endpoints, f.endpoints)
+		for m, elems := range f.maps {
+			maps.Copy(all.maps[m], elems)
+		}
+	}
+	return all
 }
 
 // rulesInput is what the rules are computed from.
@@ -92,22 +120,41 @@ type endpoint struct {
 
 func (e endpoint) String() string { return net.JoinHostPort(e.ip, strconv.Itoa(int(e.port))) }
 
-// computeRules turns Services and EndpointSlices into the table's rules.
-func computeRules(in rulesInput) *ruleset {
-	r := newRuleset()
+// dnsFragment is the key of the cluster DNS fragment (not a valid
+// "namespace/name").
+const dnsFragment = "/cluster-dns"
+
+// computeRules turns Services and EndpointSlices into the table's rules,
+// reusing prev's fragments (nil: none) whose inputs are unchanged.
+func computeRules(in rulesInput, prev *ruleset) *ruleset {
+	r := &ruleset{fragments: make(map[string]*fragment, len(in.services)+1)}
 	if in.dnsIP != "" && in.dnsTarget != "" {
-		r.chains[clusterDNSChain] = []string{
+		f := newFragment([]any{in.dnsIP, in.dnsTarget})
+		f.chains[clusterDNSChain] = []string{
 			"meta l4proto udp dnat to " + in.dnsTarget,
 			"meta l4proto tcp dnat to " + in.dnsTarget,
 		}
 		for _, proto := range []string{"udp", "tcp"} {
-			r.maps[serviceIPsMap][mapKey(in.dnsIP, proto, 53)] = "goto " + clusterDNSChain
+			f.maps[serviceIPsMap][mapKey(in.dnsIP, proto, 53)] = "goto " + clusterDNSChain
 		}
+		r.fragments[dnsFragment] = f
 	}
 	for _, svc := range in.services {
 		if !proxied(svc) || svc.Spec.ClusterIP == in.dnsIP {
 			continue
 		}
+		id := svc.Namespace + "/" + svc.Name
+		inputs := []any{svc}
+		for _, sl := range in.slices[id] {
+			inputs = append(inputs, sl)
+		}
+		if prev != nil {
+			if old := prev.fragments[id]; old != nil && slices.Equal(old.inputs, inputs) {
+				r.fragments[id] = old
+				continue
+			}
+		}
+		f := newFragment(inputs)
 		for i := range svc.Spec.Ports {
 			sp := &svc.Spec.Ports[i]
 			proto := strings.ToLower(string(sp.Protocol))
@@ -115,8 +162,9 @@ func computeRules(in rulesInput) *ruleset {
 				proto = "tcp"
 			}
 			all, local := endpointsFor(in, svc, sp)
-			r.addServicePort(in, svc, sp, proto, all, local)
+			f.addServicePort(in, svc, sp, proto, all, local)
 		}
+		r.fragments[id] = f
 	}
 	return r
 }
@@ -204,7 +252,7 @@ func endpointsFor(in rulesInput, svc *corev1.Service, sp *corev1.ServicePort) (a
 // the external chain, which masquerades it (externalTrafficPolicy
 // Cluster) or keeps the client's address and uses only local endpoints
 // (Local). A port without endpoints is rejected before DNAT.
-func (r *ruleset) addServicePort(in rulesInput, svc *corev1.Service, sp *corev1.ServicePort, proto string, all, local []endpoint) {
+func (r *fragment) addServicePort(in rulesInput, svc *corev1.Service, sp *corev1.ServicePort, proto string, all, local []endpoint) {
 	id := svc.Namespace + "/" + svc.Name + "/" + proto + "/" + sp.Name
 	svcChain := chainName("service", id)
 	localChain := chainName("local", id)

@@ -81,6 +81,7 @@ func (t *table) apply(ctx context.Context, want *ruleset) (int, error) {
 	}
 	n := tx.NumOperations()
 	if n == 0 {
+		t.installed = want
 		return 0, nil
 	}
 	if err := t.nft.Run(ctx, tx); err != nil {
@@ -100,75 +101,110 @@ func (t *table) replaceAll(tx *knftables.Transaction, want *ruleset) {
 	for name, typ := range verdictMaps {
 		tx.Add(&knftables.Map{Name: name, Type: typ})
 	}
-	for name, timeout := range want.sets {
-		tx.Add(affinitySet(name, timeout))
-	}
 	for name := range staticChains {
 		tx.Add(&knftables.Chain{Name: name})
 	}
-	for name := range want.chains {
-		tx.Add(&knftables.Chain{Name: name})
+	empty := newFragment(nil)
+	var changes []change
+	for _, id := range slices.Sorted(maps.Keys(want.fragments)) {
+		changes = append(changes, change{empty, want.fragments[id]})
 	}
-	for name, rules := range staticChains {
-		addRules(tx, name, rules)
-	}
-	for _, name := range slices.Sorted(maps.Keys(want.chains)) {
-		addRules(tx, name, want.chains[name])
-	}
-	for m, elems := range want.maps {
-		for k, v := range elems {
-			tx.Add(element(m, k, v))
+	// The fragments' chains exist before the static rules refer to them.
+	writeChanges(tx, changes, func() {
+		for name, rules := range staticChains {
+			addRules(tx, name, rules)
 		}
-	}
+	})
 	for _, c := range baseChains {
 		tx.Add(&knftables.Chain{Name: c.name, Type: knftables.PtrTo(c.typ), Hook: knftables.PtrTo(c.hook), Priority: knftables.PtrTo(c.priority)})
 		addRules(tx, c.name, c.rules)
 	}
 }
 
-// diff adds to tx what turns have into want. Order matters within the
-// transaction: new sets and chains exist before rules refer to them, and
-// chains go only after the rules and elements that jump to them.
+// change is one fragment's move from have to want.
+type change struct{ have, want *fragment }
+
+// diff adds to tx what turns have into want, visiting only the fragments
+// that are not the very same (unchanged fragments are shared).
 func (t *table) diff(tx *knftables.Transaction, have, want *ruleset) {
-	for name, timeout := range want.sets {
-		if _, ok := have.sets[name]; !ok {
-			tx.Add(affinitySet(name, timeout))
+	empty := newFragment(nil)
+	var changes []change
+	for _, id := range slices.Sorted(maps.Keys(want.fragments)) {
+		w := want.fragments[id]
+		h := have.fragments[id]
+		if h == w {
+			continue
+		}
+		if h == nil {
+			h = empty
+		}
+		changes = append(changes, change{h, w})
+	}
+	for _, id := range slices.Sorted(maps.Keys(have.fragments)) {
+		if _, ok := want.fragments[id]; !ok {
+			changes = append(changes, change{have.fragments[id], empty})
 		}
 	}
-	for name := range want.chains {
-		if _, ok := have.chains[name]; !ok {
-			tx.Add(&knftables.Chain{Name: name})
+	writeChanges(tx, changes, nil)
+}
+
+// writeChanges adds the changes to tx. Order matters within the
+// transaction: new sets and chains exist before rules refer to them, and
+// chains and sets go only after the rules and elements that use them.
+// between, if set, runs once the new chains exist.
+func writeChanges(tx *knftables.Transaction, changes []change, between func()) {
+	for _, c := range changes {
+		for name, timeout := range c.want.sets {
+			if _, ok := c.have.sets[name]; !ok {
+				tx.Add(affinitySet(name, timeout))
+			}
 		}
-	}
-	for m, elems := range have.maps {
-		for k, v := range elems {
-			if nv, ok := want.maps[m][k]; !ok || nv != v {
-				tx.Delete(element(m, k, ""))
+		for name := range c.want.chains {
+			if _, ok := c.have.chains[name]; !ok {
+				tx.Add(&knftables.Chain{Name: name})
 			}
 		}
 	}
-	for _, name := range slices.Sorted(maps.Keys(want.chains)) {
-		rules := want.chains[name]
-		old, ok := have.chains[name]
-		if ok && slices.Equal(old, rules) {
-			continue
-		}
-		if ok {
-			tx.Flush(&knftables.Chain{Name: name})
-		}
-		addRules(tx, name, rules)
+	if between != nil {
+		between()
 	}
-	for m, elems := range want.maps {
-		for k, v := range elems {
-			if ov, ok := have.maps[m][k]; !ok || ov != v {
-				tx.Add(element(m, k, v))
+	for _, c := range changes {
+		for m, elems := range c.have.maps {
+			for k, v := range elems {
+				if nv, ok := c.want.maps[m][k]; !ok || nv != v {
+					tx.Delete(element(m, k, ""))
+				}
+			}
+		}
+	}
+	for _, c := range changes {
+		for _, name := range slices.Sorted(maps.Keys(c.want.chains)) {
+			rules := c.want.chains[name]
+			old, ok := c.have.chains[name]
+			if ok && slices.Equal(old, rules) {
+				continue
+			}
+			if ok {
+				tx.Flush(&knftables.Chain{Name: name})
+			}
+			addRules(tx, name, rules)
+		}
+	}
+	for _, c := range changes {
+		for m, elems := range c.want.maps {
+			for k, v := range elems {
+				if ov, ok := c.have.maps[m][k]; !ok || ov != v {
+					tx.Add(element(m, k, v))
+				}
 			}
 		}
 	}
 	var gone []string
-	for name := range have.chains {
-		if _, ok := want.chains[name]; !ok {
-			gone = append(gone, name)
+	for _, c := range changes {
+		for name := range c.have.chains {
+			if _, ok := c.want.chains[name]; !ok {
+				gone = append(gone, name)
+			}
 		}
 	}
 	// Chains that go may jump to each other: empty them all first.
@@ -178,9 +214,11 @@ func (t *table) diff(tx *knftables.Transaction, have, want *ruleset) {
 	for _, name := range gone {
 		tx.Delete(&knftables.Chain{Name: name})
 	}
-	for name := range have.sets {
-		if _, ok := want.sets[name]; !ok {
-			tx.Delete(&knftables.Set{Name: name})
+	for _, c := range changes {
+		for name := range c.have.sets {
+			if _, ok := c.want.sets[name]; !ok {
+				tx.Delete(&knftables.Set{Name: name})
+			}
 		}
 	}
 }
