@@ -65,16 +65,21 @@ func runServices(ctx context.Context, cfg Config, client kubernetes.Interface) e
 	} else {
 		log.Warn("no pod network: cluster DNS is not served on this node")
 	}
+	var runs []func(context.Context) error
 	p, err := proxy.New(pcfg, factory)
 	if err != nil {
-		return err
+		// Most likely the nft command is missing: the node still runs
+		// pods, and says loudly what it cannot do.
+		log.Error("service proxy disabled: Service addresses and cluster DNS do not work on this node (is the nftables package installed?)", "err", err)
+	} else {
+		runs = append(runs, p.Run)
 	}
 	routes, err := hostgw.New(hostgw.Config{NodeName: cfg.NodeName, StateDir: hostgwDir(cfg.DataDir), Log: cfg.Log.With("component", "hostgw")}, factory)
 	if err != nil {
 		return err
 	}
-	runs := []func(context.Context) error{p.Run, routes.Run}
-	if cfg.ClusterCIDR != "" {
+	runs = append(runs, routes.Run)
+	if cfg.ClusterCIDR != "" && p != nil { // egress needs nft too
 		masq, err := egress.New(egress.Config{NodeName: cfg.NodeName, Bridge: cri.Bridge(filepath.Join(cfg.DataDir, "runtime")), ClusterCIDR: cfg.ClusterCIDR,
 			Log: cfg.Log.With("component", "egress")}, factory)
 		if err != nil {

@@ -16,6 +16,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os/exec"
 	"sync"
 	"time"
 
@@ -226,8 +227,12 @@ func (p *Proxier) Programmed(endpoint string) bool {
 	return false
 }
 
-// Cleanup deletes the proxy's table, if present.
+// Cleanup deletes the proxy's table, if present (without the nft
+// command there can be none).
 func Cleanup(ctx context.Context, tableName string) error {
+	if _, err := exec.LookPath("nft"); err != nil {
+		return nil
+	}
 	nft, err := knftables.New(knftables.IPv4Family, tableName)
 	if err != nil {
 		return err
