@@ -21,6 +21,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/skiff/skiff/pkg/network/egress"
 	"github.com/skiff/skiff/pkg/runtime/cri"
 	"github.com/skiff/skiff/pkg/runtime/daemon"
 	"github.com/skiff/skiff/test/e2e/framework"
@@ -269,10 +270,18 @@ func TestCleanupOnExitLeavesNothing(t *testing.T) {
 	if _, err := net.InterfaceByName(bridge); err != nil {
 		t.Fatalf("pod network bridge %s: %v", bridge, err)
 	}
-	framework.Eventually(t, 10*time.Second, "the service proxy's table", func() bool { return strings.Contains(nftTables(t), proxyTable(c)) })
+	framework.Eventually(t, 10*time.Second, "the service proxy's and egress tables", func() bool {
+		tables := nftTables(t)
+		return strings.Contains(tables, proxyTable(c)+"\n") && strings.Contains(tables, egress.TableName(bridge)+"\n")
+	})
 	c.Stop()
-	if tables := nftTables(t); strings.Contains(tables, proxyTable(c)) {
-		t.Fatalf("nftables table %s left:\n%s", proxyTable(c), tables)
+	for _, table := range []string{proxyTable(c), egress.TableName(bridge)} {
+		if tables := nftTables(t); strings.Contains(tables, table+"\n") {
+			t.Fatalf("nftables table %s left:\n%s", table, tables)
+		}
+	}
+	if addrs, _ := exec.Command("ip", "-4", "addr").CombinedOutput(); strings.Contains(string(addrs), bridge) {
+		t.Fatalf("an address left on %s:\n%s", bridge, addrs)
 	}
 	if _, err := net.InterfaceByName(bridge); err == nil {
 		t.Fatalf("pod network bridge %s left", bridge)
