@@ -53,6 +53,8 @@ type Config struct {
 	FullSyncPeriod time.Duration
 	// OnSync, if set, is told about each sync that changed the table.
 	OnSync func(SyncResult)
+	// Conntrack clears stale UDP flows; nil means the kernel's table.
+	Conntrack Conntrack
 	Log    *slog.Logger
 }
 
@@ -97,6 +99,9 @@ func newWith(cfg Config, factory informers.SharedInformerFactory, nft knftables.
 	}
 	if cfg.FullSyncPeriod == 0 {
 		cfg.FullSyncPeriod = 5 * time.Minute
+	}
+	if cfg.Conntrack == nil {
+		cfg.Conntrack = netlinkConntrack{}
 	}
 	p := &Proxier{cfg: cfg, nft: nft, tab: &table{nft: nft}, changed: make(chan struct{}, 1)}
 	h := cache.ResourceEventHandlerFuncs{
@@ -163,13 +168,19 @@ func (p *Proxier) sync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	want := computeRules(in, p.tab.installed)
+	have := p.tab.installed
+	want := computeRules(in, have)
 	ops, err := p.tab.apply(ctx, want)
 	end := time.Now()
 	if err == nil {
 		p.mu.Lock()
 		p.installed = want
 		p.mu.Unlock()
+		if flows := staleFlows(have, want); len(flows) > 0 {
+			if cerr := p.cfg.Conntrack.DeleteUDP(flows); cerr != nil {
+				p.cfg.Log.Warn("stale UDP flows stay until they time out", "err", cerr)
+			}
+		}
 	}
 	if ops > 0 || err != nil {
 		eps := 0

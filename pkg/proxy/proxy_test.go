@@ -3,12 +3,17 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -326,4 +331,99 @@ func TestRealTableFollowsTheAPI(t *testing.T) {
 	if !strings.Contains(out, "dnat to 10.42.0.6:8080") || strings.Contains(out, "10.42.0.5") {
 		t.Errorf("table after the change:\n%s", out)
 	}
+}
+
+func udpService(name string) *corev1.Service {
+	return service(name, func(s *corev1.Service) {
+		s.Spec.Type = corev1.ServiceTypeNodePort
+		s.Spec.Ports = []corev1.ServicePort{{Name: "dns", Port: 53, NodePort: 30053, Protocol: corev1.ProtocolUDP}}
+	})
+}
+
+func udpSlice(name string, ips ...string) *discoveryv1.EndpointSlice {
+	s := slice(name, name, 5353)
+	s.Ports = []discoveryv1.EndpointPort{{Name: ptr.To("dns"), Port: ptr.To[int32](5353), Protocol: ptr.To(corev1.ProtocolUDP)}}
+	for _, ip := range ips {
+		s.Endpoints = append(s.Endpoints, discoveryv1.Endpoint{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}})
+	}
+	return s
+}
+
+func TestStaleUDPFlowsAreCleared(t *testing.T) {
+	svc := udpService("dns")
+	none := computeRules(input([]*corev1.Service{svc}, udpSlice("dns")), nil)
+	two := computeRules(input([]*corev1.Service{svc}, udpSlice("dns", "10.42.0.5", "10.42.0.6")), none)
+	// Endpoints appear: flows made while there were none are cleared.
+	want := []flow{{addr: "10.43.0.20", port: 53}, {port: 30053}}
+	if got := staleFlows(none, two); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("endpoints appearing: clear %v, want %v", got, want)
+	}
+	// One leaves: its flows go, the other's stay.
+	one := computeRules(input([]*corev1.Service{svc}, udpSlice("dns", "10.42.0.6")), two)
+	want = []flow{{addr: "10.43.0.20", port: 53, endpoint: "10.42.0.5"}, {port: 30053, endpoint: "10.42.0.5"}}
+	if got := staleFlows(two, one); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("endpoint leaving: clear %v, want %v", got, want)
+	}
+	// TCP services and unchanged fragments clear nothing.
+	if got := staleFlows(one, computeRules(input([]*corev1.Service{svc}, udpSlice("dns", "10.42.0.6")), one)); len(got) != 0 {
+		t.Errorf("nothing changed, yet %v cleared", got)
+	}
+	tcp := computeRules(input([]*corev1.Service{service("web", nil)}, slice("web", "web", 80, ep{"10.42.0.5", "n1", true})), nil)
+	if got := staleFlows(tcp, computeRules(input([]*corev1.Service{service("web", nil)}), tcp)); len(got) != 0 {
+		t.Errorf("TCP endpoint leaving cleared %v", got)
+	}
+}
+
+// TestConntrackEntriesOfGoneEndpointsAreDeleted deletes real conntrack
+// entries, in a network namespace of its own.
+func TestConntrackEntriesOfGoneEndpointsAreDeleted(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	inNewNetns(t, func() {
+		mk := func(src, dst, ep string, sport uint16) {
+			t.Helper()
+			f := &netlink.ConntrackFlow{FamilyType: unix.AF_INET, TimeOut: 100,
+				Forward: netlink.IPTuple{SrcIP: net.ParseIP(src).To4(), DstIP: net.ParseIP(dst).To4(), Protocol: unix.IPPROTO_UDP, SrcPort: sport, DstPort: 53},
+				Reverse: netlink.IPTuple{SrcIP: net.ParseIP(ep).To4(), DstIP: net.ParseIP(src).To4(), Protocol: unix.IPPROTO_UDP, SrcPort: 5353, DstPort: sport}}
+			if err := netlink.ConntrackCreate(netlink.ConntrackTable, unix.AF_INET, f); err != nil {
+				t.Fatalf("create conntrack entry: %v", err)
+			}
+		}
+		mk("10.42.0.9", "10.43.0.20", "10.42.0.5", 40000)
+		mk("10.42.0.9", "10.43.0.20", "10.42.0.6", 40001)
+		mk("10.42.0.9", "10.43.0.21", "10.42.0.5", 40002)
+		if err := (netlinkConntrack{}).DeleteUDP([]flow{{addr: "10.43.0.20", port: 53, endpoint: "10.42.0.5"}}); err != nil {
+			t.Fatal(err)
+		}
+		flows, err := netlink.ConntrackTableList(netlink.ConntrackTable, unix.AF_INET)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var left []string
+		for _, f := range flows {
+			left = append(left, fmt.Sprintf("%s->%s", f.Forward.DstIP, f.Reverse.SrcIP))
+		}
+		slices.Sort(left)
+		if want := []string{"10.43.0.20->10.42.0.6", "10.43.0.21->10.42.0.5"}; !slices.Equal(left, want) {
+			t.Errorf("entries left %v, want %v", left, want)
+		}
+	})
+}
+
+// inNewNetns runs f on a locked thread in a new network namespace.
+func inNewNetns(t *testing.T, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		// The thread is not unlocked: it dies with the namespace.
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			t.Errorf("unshare: %v", err)
+			return
+		}
+		f()
+	}()
+	<-done
 }

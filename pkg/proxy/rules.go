@@ -68,10 +68,25 @@ type fragment struct {
 	maps map[string]map[string]string
 	// endpoints are the endpoints ("ip:port") traffic is sent to.
 	endpoints map[string]bool
+	// udp are the UDP service ports, by service port id (for conntrack
+	// clean-up: see staleFlows).
+	udp map[string]udpPort
+}
+
+// udpPort is what conntrack clean-up needs of a UDP service port.
+type udpPort struct {
+	// addrs are the addresses it is reached at: cluster, external and
+	// load-balancer IPs.
+	addrs    []string
+	port     int32
+	nodePort int32
+	// endpoints are the endpoint IPs traffic is sent to.
+	endpoints []string
 }
 
 func newFragment(inputs []any) *fragment {
-	f := &fragment{inputs: inputs, chains: map[string][]string{}, sets: map[string]time.Duration{}, maps: map[string]map[string]string{}, endpoints: map[string]bool{}}
+	f := &fragment{inputs: inputs, chains: map[string][]string{}, sets: map[string]time.Duration{}, maps: map[string]map[string]string{},
+		endpoints: map[string]bool{}, udp: map[string]udpPort{}}
 	for _, m := range []string{serviceIPsMap, serviceNodePortsMap, noEndpointServicesMap, noEndpointNodePortsMap} {
 		f.maps[m] = map[string]string{}
 	}
@@ -272,6 +287,16 @@ func (r *fragment) addServicePort(in rulesInput, svc *corev1.Service, sp *corev1
 	intLocal := svc.Spec.InternalTrafficPolicy != nil && *svc.Spec.InternalTrafficPolicy == corev1.ServiceInternalTrafficPolicyLocal
 	extLocal := svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal && hasExternal
 
+	if proto == "udp" {
+		u := udpPort{addrs: append([]string{clusterIP}, external...), port: sp.Port}
+		if hasNodePort {
+			u.nodePort = sp.NodePort
+		}
+		for _, e := range all {
+			u.endpoints = append(u.endpoints, e.ip)
+		}
+		r.udp[id] = u
+	}
 	if len(all) == 0 {
 		// Nothing to send it to: reject (ICMP port unreachable / TCP reset).
 		r.maps[noEndpointServicesMap][mapKey(clusterIP, proto, sp.Port)] = "goto " + rejectChain
