@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
@@ -37,100 +38,96 @@ func hostgwDir(agentDir string) string { return filepath.Join(agentDir, "hostgw"
 // runServices runs the node's share of the cluster network beyond its own
 // pods: routes to other nodes' pod ranges (host-gw), masquerading of
 // traffic leaving the cluster, the service proxy and the cluster DNS
-// server, all fed by one informer factory. DNS answers on
-// the pod bridge's address, which needs the node's pod range: it waits
-// for it as the kubelet does, and without one runs the proxy alone.
+// server, all fed by one informer factory. DNS answers on the pod
+// bridge's address, so it starts once the node has its pod range.
 func runServices(ctx context.Context, cfg Config, client kubernetes.Interface) error {
 	log := cfg.Log.With("component", "service-proxy")
 	ensureBridgeNetfilter(log)
-	gw := nodeGateway(ctx, client, cfg.NodeName, podCIDRWait)
 	factory := informers.NewSharedInformerFactory(client, 0)
-	pcfg := proxy.Config{NodeName: cfg.NodeName, ClusterCIDR: cfg.ClusterCIDR, Table: ProxyTable(filepath.Join(cfg.DataDir, "runtime")), Log: log}
-	var server *dns.Server
-	if gw != "" && cfg.ClusterDNS != "" {
-		pcfg.ClusterDNS, pcfg.DNSTarget = cfg.ClusterDNS, net.JoinHostPort(gw, dnsPort)
-		upstreams, err := dns.HostUpstreams("/etc/resolv.conf")
-		if err != nil {
-			cfg.Log.Warn("cluster DNS forwards nothing", "err", err)
-		}
-		slices := factory.Discovery().V1().EndpointSlices().Informer()
-		if err := slices.AddIndexers(dns.SliceIndexers); err != nil {
-			return err
-		}
-		server = dns.New(dns.Config{
-			Domain: cfg.ClusterDomain, Upstreams: upstreams,
-			Services: factory.Core().V1().Services().Lister(), Slices: slices.GetIndexer(),
-			Log: cfg.Log.With("component", "dns"),
-		})
-	} else {
-		log.Warn("no pod network: cluster DNS is not served on this node")
+	slices := factory.Discovery().V1().EndpointSlices().Informer()
+	if err := slices.AddIndexers(dns.SliceIndexers); err != nil {
+		return err
 	}
-	var runs []func(context.Context) error
-	p, err := proxy.New(pcfg, factory)
+	g, ctx := errgroup.WithContext(ctx)
+	p, err := proxy.New(proxy.Config{NodeName: cfg.NodeName, ClusterCIDR: cfg.ClusterCIDR, Table: ProxyTable(filepath.Join(cfg.DataDir, "runtime")), Log: log}, factory)
 	if err != nil {
 		// Most likely the nft command is missing: the node still runs
 		// pods, and says loudly what it cannot do.
 		log.Error("service proxy disabled: Service addresses and cluster DNS do not work on this node (is the nftables package installed?)", "err", err)
 	} else {
-		runs = append(runs, p.Run)
+		g.Go(func() error { return p.Run(ctx) })
 	}
 	routes, err := hostgw.New(hostgw.Config{NodeName: cfg.NodeName, StateDir: hostgwDir(cfg.DataDir), Log: cfg.Log.With("component", "hostgw")}, factory)
 	if err != nil {
 		return err
 	}
-	runs = append(runs, routes.Run)
+	g.Go(func() error { return routes.Run(ctx) })
 	if cfg.ClusterCIDR != "" && p != nil { // egress needs nft too
 		masq, err := egress.New(egress.Config{NodeName: cfg.NodeName, Bridge: cri.Bridge(filepath.Join(cfg.DataDir, "runtime")), ClusterCIDR: cfg.ClusterCIDR,
 			Log: cfg.Log.With("component", "egress")}, factory)
 		if err != nil {
 			return err
 		}
-		runs = append(runs, masq.Run)
+		g.Go(func() error { return masq.Run(ctx) })
 	}
-	if server != nil {
-		runs = append(runs, func(ctx context.Context) error { return server.Serve(ctx, pcfg.DNSTarget) })
+	if p != nil && cfg.ClusterDNS != "" {
+		server := dns.New(dns.Config{
+			Domain: cfg.ClusterDomain, Upstreams: hostUpstreams(cfg.Log),
+			Services: factory.Core().V1().Services().Lister(), Slices: slices.GetIndexer(),
+			Log: cfg.Log.With("component", "dns"),
+		})
+		g.Go(func() error {
+			gw := nodeGateway(ctx, client, cfg.NodeName, log)
+			if gw == "" {
+				return nil // stopped first
+			}
+			target := net.JoinHostPort(gw, dnsPort)
+			p.ServeClusterDNS(cfg.ClusterDNS, target)
+			return server.Serve(ctx, target)
+		})
 	}
-	// The first to fail stops the others; all have returned when this does.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
-	errc := make(chan error, len(runs))
-	for _, run := range runs {
-		go func() { errc <- run(ctx) }()
+	return g.Wait()
+}
+
+// hostUpstreams are the node's resolvers, where the cluster DNS sends
+// other names.
+func hostUpstreams(log *slog.Logger) []string {
+	up, err := dns.HostUpstreams("/etc/resolv.conf")
+	if err != nil {
+		log.Warn("cluster DNS forwards nothing", "err", err)
 	}
-	var first error
-	for range runs {
-		if err := <-errc; err != nil && first == nil && ctx.Err() == nil {
-			first = err
-		}
-		cancel()
-	}
-	return first
+	return up
 }
 
 // podCIDRWait bounds how long services wait for the node's pod range.
 const podCIDRWait = 10 * time.Second
 
 // nodeGateway returns the pod bridge's address (the first of the node's
-// pod range), waiting up to timeout for the range; "" if there is none.
-func nodeGateway(ctx context.Context, client kubernetes.Interface, node string, timeout time.Duration) string {
-	var cidr string
-	_ = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+// pod range), waiting for the range as long as it takes; "" when ctx ends
+// first.
+func nodeGateway(ctx context.Context, client kubernetes.Interface, node string, log *slog.Logger) string {
+	var gw string
+	start := time.Now()
+	warned := false
+	_ = wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
 		n, err := client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
-		if err != nil {
-			return false, nil
+		if err == nil {
+			if _, ipnet, err := net.ParseCIDR(n.Spec.PodCIDR); err == nil && ipnet.IP.To4() != nil {
+				ip := ipnet.IP.To4()
+				ip[3]++
+				gw = ip.String()
+				return true, nil
+			}
 		}
-		cidr = n.Spec.PodCIDR
-		return cidr != "", nil
+		if !warned && time.Since(start) > podCIDRWait {
+			warned = true
+			log.Warn("no pod CIDR on the node yet: cluster DNS starts when it comes", "node", node)
+		}
+		return false, nil
 	})
-	_, ipnet, err := net.ParseCIDR(cidr)
-	if err != nil || ipnet.IP.To4() == nil {
-		return ""
-	}
-	gw := ipnet.IP.To4()
-	gw[3]++
-	return gw.String()
+	return gw
 }
 
 // ensureBridgeNetfilter makes bridged traffic pass netfilter, without which

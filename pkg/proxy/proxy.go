@@ -45,8 +45,8 @@ type Config struct {
 	// several clusters can share a machine.
 	Table string
 	// ClusterDNS is the DNS Service's cluster IP and DNSTarget ("ip:port")
-	// where this node answers it; its Service is not proxied through
-	// endpoints.
+	// where this node answers it (also set later with ServeClusterDNS);
+	// its Service is not proxied through endpoints.
 	ClusterDNS, DNSTarget string
 	// FullSyncPeriod rewrites the whole table now and then, repairing
 	// anything changed behind the proxy's back (default 5 minutes).
@@ -215,11 +215,23 @@ func (p *Proxier) input() (rulesInput, error) {
 			bySvc[s.Namespace+"/"+name] = append(bySvc[s.Namespace+"/"+name], s)
 		}
 	}
+	p.mu.Lock()
+	dnsIP, dnsTarget := p.cfg.ClusterDNS, p.cfg.DNSTarget
+	p.mu.Unlock()
 	return rulesInput{
 		node: p.cfg.NodeName, clusterCIDR: p.cfg.ClusterCIDR,
-		dnsIP: p.cfg.ClusterDNS, dnsTarget: p.cfg.DNSTarget,
+		dnsIP: dnsIP, dnsTarget: dnsTarget,
 		services: svcs, slices: bySvc,
 	}, nil
+}
+
+// ServeClusterDNS makes the table send the cluster DNS address (ip, port
+// 53, UDP and TCP) to target ("ip:port") on this node from now on.
+func (p *Proxier) ServeClusterDNS(ip, target string) {
+	p.mu.Lock()
+	p.cfg.ClusterDNS, p.cfg.DNSTarget = ip, target
+	p.mu.Unlock()
+	p.poke()
 }
 
 // Programmed reports whether the table sends traffic to endpoint

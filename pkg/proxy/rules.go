@@ -143,14 +143,28 @@ const dnsFragment = "/cluster-dns"
 // reusing prev's fragments (nil: none) whose inputs are unchanged.
 func computeRules(in rulesInput, prev *ruleset) *ruleset {
 	r := &ruleset{fragments: make(map[string]*fragment, len(in.services)+1)}
-	if in.dnsIP != "" && in.dnsTarget != "" {
-		f := newFragment([]any{in.dnsIP, in.dnsTarget})
-		f.chains[clusterDNSChain] = []string{
-			"meta l4proto udp dnat to " + in.dnsTarget,
-			"meta l4proto tcp dnat to " + in.dnsTarget,
+	// unchanged returns prev's fragment id if it was made from inputs.
+	unchanged := func(id string, inputs []any) *fragment {
+		if prev == nil {
+			return nil
 		}
-		for _, proto := range []string{"udp", "tcp"} {
-			f.maps[serviceIPsMap][mapKey(in.dnsIP, proto, 53)] = "goto " + clusterDNSChain
+		if old := prev.fragments[id]; old != nil && slices.Equal(old.inputs, inputs) {
+			return old
+		}
+		return nil
+	}
+	if in.dnsIP != "" && in.dnsTarget != "" {
+		inputs := []any{in.dnsIP, in.dnsTarget}
+		f := unchanged(dnsFragment, inputs)
+		if f == nil {
+			f = newFragment(inputs)
+			f.chains[clusterDNSChain] = []string{
+				"meta l4proto udp dnat to " + in.dnsTarget,
+				"meta l4proto tcp dnat to " + in.dnsTarget,
+			}
+			for _, proto := range []string{"udp", "tcp"} {
+				f.maps[serviceIPsMap][mapKey(in.dnsIP, proto, 53)] = "goto " + clusterDNSChain
+			}
 		}
 		r.fragments[dnsFragment] = f
 	}
@@ -163,21 +177,18 @@ func computeRules(in rulesInput, prev *ruleset) *ruleset {
 		for _, sl := range in.slices[id] {
 			inputs = append(inputs, sl)
 		}
-		if prev != nil {
-			if old := prev.fragments[id]; old != nil && slices.Equal(old.inputs, inputs) {
-				r.fragments[id] = old
-				continue
+		f := unchanged(id, inputs)
+		if f == nil {
+			f = newFragment(inputs)
+			for i := range svc.Spec.Ports {
+				sp := &svc.Spec.Ports[i]
+				proto := strings.ToLower(string(sp.Protocol))
+				if proto == "" {
+					proto = "tcp"
+				}
+				all, local := endpointsFor(in, svc, sp)
+				f.addServicePort(in, svc, sp, proto, all, local)
 			}
-		}
-		f := newFragment(inputs)
-		for i := range svc.Spec.Ports {
-			sp := &svc.Spec.Ports[i]
-			proto := strings.ToLower(string(sp.Protocol))
-			if proto == "" {
-				proto = "tcp"
-			}
-			all, local := endpointsFor(in, svc, sp)
-			f.addServicePort(in, svc, sp, proto, all, local)
 		}
 		r.fragments[id] = f
 	}
