@@ -55,7 +55,7 @@ type Config struct {
 	OnSync func(SyncResult)
 	// Conntrack clears stale UDP flows; nil means the kernel's table.
 	Conntrack Conntrack
-	Log    *slog.Logger
+	Log       *slog.Logger
 }
 
 // SyncResult describes one sync.
