@@ -158,6 +158,51 @@ spec:
 		return err == nil && strings.HasPrefix(body, "hello from kubia-")
 	})
 
+	// LoadBalancer: the ingress IPs are the nodes' addresses, and the
+	// service port answers there.
+	lbPort := nodePort + 1
+	k.Must(t, c, "expose", "rc", "kubia", "--name=kubia-lb", "--type=LoadBalancer", fmt.Sprintf("--port=%d", lbPort), "--target-port=8080")
+	framework.Eventually(t, 20*time.Second, "the load balancer answering on the node address", func() bool {
+		lb, err := c.Client().CoreV1().Services("default").Get(ctx, "kubia-lb", metav1.GetOptions{})
+		if err != nil || len(lb.Status.LoadBalancer.Ingress) == 0 {
+			return false
+		}
+		body, err := get(fmt.Sprintf("http://%s:%d/", lb.Status.LoadBalancer.Ingress[0].IP, lbPort))
+		return err == nil && strings.HasPrefix(body, "hello from kubia-")
+	})
+
+	// Hairpin: a pod reaches itself through its own Service.
+	k.MustIn(t, c, `apiVersion: v1
+kind: Pod
+metadata:
+  name: hairpin
+  labels:
+    app: hairpin
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: server
+    image: `+testServer+`
+    imagePullPolicy: Never
+  - name: client
+    image: `+busybox+`
+    command: ["sh", "-c", "for i in $(seq 100); do wget -qO- http://hairpin/ && break; sleep 0.2; done; sleep 3600"]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: hairpin
+spec:
+  selector:
+    app: hairpin
+  ports:
+  - port: 80
+    targetPort: 8080
+`, "create", "-f", "-")
+	framework.Eventually(t, 60*time.Second, "the hairpin pod answering itself through its service", func() bool {
+		return strings.Contains(k.Run(c, "", nil, "logs", "hairpin", "-c", "client").Stdout, "hello from hairpin")
+	})
+
 	// Headless: every pod's address; SRV for the named port.
 	k.MustIn(t, c, `apiVersion: v1
 kind: Service

@@ -210,6 +210,11 @@ func (n *Network) wire(netnsPath, id string, ip net.IP) error {
 	if err != nil {
 		return err
 	}
+	// Hairpin: a pod's packet to its own Service comes back out of the
+	// port it entered by (the bridge delivers DNATed traffic at layer 2).
+	if err := netlink.LinkSetHairpin(hl, true); err != nil {
+		return fmt.Errorf("veth %s hairpin: %w", host, err)
+	}
 	if err := netlink.LinkSetUp(hl); err != nil {
 		return fmt.Errorf("veth %s up: %w", host, err)
 	}

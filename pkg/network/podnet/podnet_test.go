@@ -90,6 +90,17 @@ func TestPodsReachEachOtherThroughTheBridge(t *testing.T) {
 		}
 		if ipB, err = n.Attach(path(podB), "bbbbbbbbbbbbbbbb"); err != nil {
 			t.Error(err)
+			return
+		}
+		// Hairpin on the bridge ports: a pod reaches itself through a
+		// Service.
+		l, err := netlink.LinkByName(hostVeth("aaaaaaaaaaaaaaaa"))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if pi, err := netlink.LinkGetProtinfo(l); err != nil || !pi.Hairpin {
+			t.Errorf("host veth without hairpin mode: %+v %v", pi, err)
 		}
 	})
 	if t.Failed() {
