@@ -10,17 +10,24 @@
 //	/exit?code= exits with the code (for restart tests)
 //
 // It listens on $PORT (default 8080), and also on each port of
-// $EXTRA_PORTS (comma-separated), and logs each request to stdout.
+// $EXTRA_PORTS (comma-separated), and logs each request to stdout. With
+// $SHUTDOWN_DELAY (a duration) it keeps serving that long after SIGTERM,
+// then finishes the requests in flight and exits 0, as a well-behaved
+// server behind a Service does while the proxies forget it.
 package main
 
 import (
+	"context"
 	"fmt"
 	"log"
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 )
 
 func main() {
@@ -56,6 +63,21 @@ func main() {
 			go func() { log.Fatal(http.ListenAndServe(":"+p, logged)) }()
 		}
 	}
+	srv := &http.Server{Addr: ":" + port, Handler: logged}
+	if d, err := time.ParseDuration(os.Getenv("SHUTDOWN_DELAY")); err == nil {
+		term := make(chan os.Signal, 1)
+		signal.Notify(term, syscall.SIGTERM)
+		go func() {
+			<-term
+			log.Printf("SIGTERM: serving %v more", d)
+			time.Sleep(d)
+			_ = srv.Shutdown(context.Background())
+			os.Exit(0)
+		}()
+	}
 	log.Printf("serving on :%s", port)
-	log.Fatal(http.ListenAndServe(":"+port, logged))
+	if err := srv.ListenAndServe(); err != http.ErrServerClosed {
+		log.Fatal(err)
+	}
+	select {} // the SIGTERM handler exits once requests in flight are done
 }
