@@ -167,7 +167,7 @@ func (s *Server) Answer(req *dns.Msg, udp bool) *dns.Msg {
 	var m *dns.Msg
 	switch {
 	case dns.IsSubDomain(s.domain, name):
-		m = s.cluster(req, q, name)
+		m = s.chase(s.cluster(req, q, name), q)
 	case strings.HasSuffix(name, ".in-addr.arpa.") || strings.HasSuffix(name, ".ip6.arpa."):
 		if m = s.reverse(req, q, name); m == nil {
 			m = s.forward(req)
@@ -583,6 +583,48 @@ func reverseIP(name string) net.IP {
 
 // forward sends req to the upstream resolvers, answering from the cache
 // while a cached answer lives.
+// maxChase bounds how many CNAMEs (ExternalName Services) an answer
+// follows.
+const maxChase = 8
+
+// chase completes an answer that ends in a CNAME (an ExternalName
+// Service) with the target's records of the asked type, from the cluster
+// or from the upstream resolvers, as CoreDNS does: stub resolvers in pods
+// do not chase CNAMEs themselves.
+func (s *Server) chase(m *dns.Msg, q dns.Question) *dns.Msg {
+	if q.Qtype == dns.TypeCNAME || q.Qtype == dns.TypeANY {
+		return m
+	}
+	seen := map[string]bool{strings.ToLower(q.Name): true}
+	for range maxChase {
+		if len(m.Answer) == 0 {
+			return m
+		}
+		c, ok := m.Answer[len(m.Answer)-1].(*dns.CNAME)
+		target := ""
+		if ok {
+			target = strings.ToLower(c.Target)
+		}
+		if !ok || seen[target] {
+			return m
+		}
+		seen[target] = true
+		sub := new(dns.Msg)
+		sub.SetQuestion(target, q.Qtype)
+		var r *dns.Msg
+		if dns.IsSubDomain(s.domain, target) {
+			r = s.cluster(sub, sub.Question[0], target)
+		} else {
+			r = s.forward(sub)
+		}
+		m.Answer = append(m.Answer, r.Answer...)
+		if r.Rcode == dns.RcodeNameError {
+			m.Rcode, m.Ns = r.Rcode, r.Ns
+		}
+	}
+	return m
+}
+
 func (s *Server) forward(req *dns.Msg) *dns.Msg {
 	q := req.Question[0]
 	key := cacheKey(q, req.CheckingDisabled)

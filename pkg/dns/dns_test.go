@@ -53,6 +53,8 @@ func newTestServer(t testing.TB, upstreams ...string) (*Server, *clocktesting.Fa
 		service("default", "kubia-headless", "None", web),
 		service("other", "db", "10.43.0.30", corev1.ServicePort{Name: "pg", Protocol: corev1.ProtocolTCP, Port: 5432}),
 		{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "ext"}, Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "example.com"}},
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "alias"}, Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "kubia.default.svc.cluster.local"}},
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "loop"}, Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "loop.default.svc.cluster.local"}},
 	} {
 		if err := svcs.Add(s); err != nil {
 			t.Fatal(err)
@@ -106,6 +108,9 @@ func TestClusterRecords(t *testing.T) {
 		{"10-42-0-6.kubia-headless.default.svc.cluster.local", dns.TypeA, "10.42.0.6", dns.RcodeSuccess},
 		{"db.other.svc.cluster.local", dns.TypeA, "10.43.0.30", dns.RcodeSuccess},
 		{"ext.default.svc.cluster.local", dns.TypeA, "CNAME example.com.", dns.RcodeSuccess},
+		{"alias.default.svc.cluster.local", dns.TypeA, "10.43.0.20 CNAME kubia.default.svc.cluster.local.", dns.RcodeSuccess},
+		{"alias.default.svc.cluster.local", dns.TypeCNAME, "CNAME kubia.default.svc.cluster.local.", dns.RcodeSuccess},
+		{"loop.default.svc.cluster.local", dns.TypeA, "CNAME loop.default.svc.cluster.local.", dns.RcodeSuccess},
 		{"_http._tcp.kubia.default.svc.cluster.local", dns.TypeSRV, "SRV 80 kubia.default.svc.cluster.local.", dns.RcodeSuccess},
 		{"_https._tcp.kubia.default.svc.cluster.local", dns.TypeSRV, "SRV 443 kubia.default.svc.cluster.local.", dns.RcodeSuccess},
 		{"_http._tcp.kubia-headless.default.svc.cluster.local", dns.TypeSRV,
@@ -189,6 +194,10 @@ func TestForwardingAndCaching(t *testing.T) {
 	}
 	if hits.Load() != 3 {
 		t.Fatalf("negative answer not cached: %d upstream queries", hits.Load())
+	}
+	// An ExternalName's target is resolved upstream and added.
+	if got := strings.Join(answers(ask(s, "ext.default.svc.cluster.local", dns.TypeA)), " "); got != "192.0.2.1 CNAME example.com." {
+		t.Errorf("ExternalName answer %q", got)
 	}
 	// Cluster names never leave.
 	ask(s, "missing.default.svc.cluster.local", dns.TypeA)

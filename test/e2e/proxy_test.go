@@ -241,12 +241,17 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
-	out = inPod(t, c, k, "crossns", "nslookup elsewhere.other.svc.cluster.local; wget -O- http://elsewhere.other/ 2>&1; nslookup elsewhere >/dev/null 2>&1 || echo NOT-IN-DEFAULT")
+	// An ExternalName Service is a CNAME (here to a name in the cluster).
+	k.Must(t, c, "create", "service", "externalname", "alias", "--external-name", "kubia.default.svc.cluster.local")
+	out = inPod(t, c, k, "crossns", "nslookup elsewhere.other.svc.cluster.local; wget -O- http://elsewhere.other/ 2>&1; nslookup elsewhere >/dev/null 2>&1 || echo NOT-IN-DEFAULT; "+
+		"nslookup -type=CNAME alias.default.svc.cluster.local; wget -qO- http://alias/")
 	// (busybox's nslookup applies the search path to dotless names only;
-	// wget resolves as applications do.)
+	// wget resolves as applications do.) The ExternalName alias answers
+	// with its CNAME and, through it, kubia's address.
 	if !strings.Contains(out, "Address: "+other.Spec.ClusterIP) || !strings.Contains(out, "Connecting to elsewhere.other ("+other.Spec.ClusterIP+":80)") ||
-		!strings.Contains(out, "refused") || !strings.Contains(out, "NOT-IN-DEFAULT") {
-		t.Errorf("cross-namespace lookup (want %s):\n%s", other.Spec.ClusterIP, out)
+		!strings.Contains(out, "refused") || !strings.Contains(out, "NOT-IN-DEFAULT") ||
+		!strings.Contains(out, "canonical name = kubia.default.svc.cluster.local") || !strings.Contains(out, "hello from kubia-") {
+		t.Errorf("cross-namespace and ExternalName lookups (want %s):\n%s", other.Spec.ClusterIP, out)
 	}
 	// It has no endpoints: connections are refused at once, not left
 	// to time out.
