@@ -53,8 +53,11 @@ type Config struct {
 	// PodCIDRWait is how long Run waits for the node's pod range before
 	// starting pods (0: not at all; the range is passed on when it comes).
 	PodCIDRWait time.Duration
-	Clock       clock.WithTicker
-	Log         *slog.Logger
+	// ProbeHandler runs the containers' probe actions; default the real
+	// prober (HTTP and TCP from the node, exec through Runtime, gRPC).
+	ProbeHandler prober.Handler
+	Clock        clock.WithTicker
+	Log          *slog.Logger
 }
 
 // Kubelet runs a node's pods.
@@ -97,6 +100,10 @@ func New(cfg Config) *Kubelet {
 	if cfg.ClusterDomain == "" {
 		cfg.ClusterDomain = "cluster.local"
 	}
+	v := version.Info()
+	if cfg.ProbeHandler == nil {
+		cfg.ProbeHandler = prober.NewProber(cfg.Runtime, fmt.Sprintf("kube-probe/%s.%s", v.Major, v.Minor))
+	}
 	k := &Kubelet{
 		cfg:         cfg,
 		backoff:     flowcontrol.NewBackOffWithJitter(10*time.Second, 5*time.Minute, 0),
@@ -106,9 +113,8 @@ func New(cfg Config) *Kubelet {
 		startTimes:  map[types.UID]time.Time{},
 		statuses:    &statusCache{pods: map[types.UID]cachedStatus{}},
 	}
-	v := version.Info()
 	probes, err := prober.New(prober.Config{
-		Handler:  prober.NewProber(cfg.Runtime, fmt.Sprintf("kube-probe/%s.%s", v.Major, v.Minor)),
+		Handler:  cfg.ProbeHandler,
 		Status:   k.statuses,
 		Recorder: k.event,
 		OnChange: k.resync,
