@@ -90,6 +90,8 @@ type Manager struct {
 	pods    map[types.UID]bool
 	workers map[workerKey]*worker
 	results map[resultKey]Result
+	// started remembers the containers StatusChanged saw started.
+	started map[string]bool
 }
 
 // New returns a Manager; its workers start with AddPod.
@@ -103,6 +105,7 @@ func New(cfg Config) (*Manager, error) {
 		pods:    map[types.UID]bool{},
 		workers: map[workerKey]*worker{},
 		results: map[resultKey]Result{},
+		started: map[string]bool{},
 	}, nil
 }
 
@@ -200,8 +203,9 @@ func (m *Manager) Ready(uid types.UID, c *corev1.Container, containerID string, 
 }
 
 // StatusChanged tells the pod's readiness workers that the kubelet has a
-// new status for it: a worker whose container is new probes it now rather
-// than at its next period, so a container becomes ready as soon as it can.
+// new status for it: a worker whose container is new, or has just passed
+// its startup probe, probes it now rather than at its next period, so a
+// container becomes ready as soon as it can.
 func (m *Manager) StatusChanged(uid types.UID, status corev1.PodStatus) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -213,7 +217,12 @@ func (m *Manager) StatusChanged(uid types.UID, status corev1.PodStatus) {
 		if !ok || cs.State.Running == nil {
 			continue
 		}
-		if _, known := m.results[resultKey{Readiness, cs.ContainerID}]; !known {
+		_, known := m.results[resultKey{Readiness, cs.ContainerID}]
+		justStarted := cs.Started != nil && *cs.Started && !m.started[cs.ContainerID]
+		if justStarted {
+			m.started[cs.ContainerID] = true
+		}
+		if !known || justStarted {
 			w.trigger()
 		}
 	}
@@ -254,6 +263,9 @@ func (m *Manager) removeResult(kind Kind, containerID string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.results, resultKey{kind, containerID})
+	if kind == Readiness {
+		delete(m.started, containerID)
+	}
 }
 
 func (m *Manager) removeWorker(w *worker) {

@@ -446,3 +446,33 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestReadinessProbesRightAfterStartup: once the kubelet reports the
+// container started, readiness runs at once, not a period later.
+func TestReadinessProbesRightAfterStartup(t *testing.T) {
+	c := corev1.Container{Name: "main", StartupProbe: probeSpec(1, 0, 1, 1), ReadinessProbe: probeSpec(30, 0, 1, 1)}
+	f := newFixture(t, c, ok)
+	f.clock.Step(time.Hour)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f.m.AddPod(ctx, f.pod)
+	waitFor(t, "both workers to wait for their periods", func() bool { return f.clock.Waiters() == 2 })
+	f.status.setContainer("skiff://a", f.clock.Now(), false)
+	_, status, _ := f.status.PodStatus(f.pod.UID)
+	f.m.StatusChanged(f.pod.UID, status)
+	// Readiness looks (and waits for startup); startup passes on its tick.
+	waitFor(t, "readiness to see the container", func() bool { return f.m.result(Readiness, "skiff://a") == Failure })
+	f.clock.Step(time.Second)
+	waitFor(t, "started", func() bool { return f.m.Started(f.pod.UID, &c, "skiff://a", true) })
+	f.status.setContainer("skiff://a", f.clock.Now().Add(-time.Second), true)
+	_, status, _ = f.status.PodStatus(f.pod.UID)
+	f.m.StatusChanged(f.pod.UID, status)
+	waitFor(t, "ready", func() bool { return f.m.Ready(f.pod.UID, &c, "skiff://a", true) })
+	// Later statuses do not probe again before the period.
+	calls := f.handler.count()
+	f.m.StatusChanged(f.pod.UID, status)
+	time.Sleep(20 * time.Millisecond)
+	if f.handler.count() != calls {
+		t.Fatal("probed again on an unchanged status")
+	}
+}
