@@ -114,7 +114,7 @@ func (k *Kubelet) killForProbe(ctx context.Context, pod *corev1.Pod, c *corev1.C
 	case pod.Spec.TerminationGracePeriodSeconds != nil:
 		grace = *pod.Spec.TerminationGracePeriodSeconds
 	}
-	if err := k.killContainer(ctx, pod, c, latest.Id, msg, grace); err != nil {
+	if err := k.killContainer(ctx, pod, c, latest.Id, msg, grace, false); err != nil {
 		return err
 	}
 	if !restart {
@@ -128,16 +128,21 @@ func (k *Kubelet) killForProbe(ctx context.Context, pod *corev1.Pod, c *corev1.C
 
 // killContainer stops a running container as upstream's kubelet does: a
 // Killing event with message, the preStop hook within the grace period,
-// then a stop with what is left of it (at least minGracePeriod).
-func (k *Kubelet) killContainer(ctx context.Context, pod *corev1.Pod, c *corev1.Container, id, message string, grace int64) error {
+// then a stop with what is left of it. A kill the kubelet decided on
+// (probe, hook) leaves the container at least minGracePeriod; a pod's
+// deletion (exact) gives exactly what its grace period has left.
+func (k *Kubelet) killContainer(ctx context.Context, pod *corev1.Pod, c *corev1.Container, id, message string, grace int64, exact bool) error {
 	if c != nil {
 		k.event(pod, c, corev1.EventTypeNormal, "Killing", message)
 	}
 	if grace > 0 {
 		grace -= k.runPreStop(ctx, pod, c, id, grace)
-		if grace < minGracePeriod {
-			grace = minGracePeriod
-		}
+	}
+	switch {
+	case !exact && grace < minGracePeriod:
+		grace = minGracePeriod
+	case grace < 0:
+		grace = 0
 	}
 	if err := k.cfg.Runtime.StopContainer(ctx, id, grace); err != nil {
 		return fmt.Errorf("stop container %s: %w", id, err)
@@ -181,7 +186,7 @@ func (k *Kubelet) runPostStart(ctx context.Context, pod *corev1.Pod, c *corev1.C
 	if pod.Spec.TerminationGracePeriodSeconds != nil {
 		grace = *pod.Spec.TerminationGracePeriodSeconds
 	}
-	if kerr := k.killContainer(ctx, pod, c, id, "FailedPostStartHook", grace); kerr != nil {
+	if kerr := k.killContainer(ctx, pod, c, id, "FailedPostStartHook", grace, false); kerr != nil {
 		return kerr
 	}
 	return &waitingError{reason: "PostStartHookError", err: fmt.Errorf("postStart hook: %w", err)}

@@ -379,7 +379,7 @@ func (k *Kubelet) ensureImage(ctx context.Context, pod *corev1.Pod, c *corev1.Co
 }
 
 // teardown stops the pod's containers, all at once as upstream does
-// (grace seconds for each, after its preStop hook), and removes its
+// (grace seconds for each, its preStop hook included), and removes its
 // sandboxes and volumes.
 func (k *Kubelet) teardown(ctx context.Context, uid types.UID, st *runtimeState, grace int64, pod *corev1.Pod) error {
 	var (
@@ -397,7 +397,7 @@ func (k *Kubelet) teardown(ctx context.Context, uid types.UID, st *runtimeState,
 				defer wg.Done()
 				var err error
 				if pod != nil {
-					err = k.killContainer(ctx, pod, specContainer(pod, name), c.Id, "Stopping container "+name, grace)
+					err = k.killContainer(ctx, pod, specContainer(pod, name), c.Id, "Stopping container "+name, grace, true)
 				} else {
 					err = k.cfg.Runtime.StopContainer(ctx, c.Id, grace)
 				}
