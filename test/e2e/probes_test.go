@@ -69,8 +69,8 @@ func podEvents(t *testing.T, c *framework.Cluster, name string) string {
 
 // TestProbes runs pods with each kind of probe on a real node: HTTP
 // liveness restarts a container (events, RESTARTS), HTTP readiness takes a
-// pod out of its Service and back, exec and tcpSocket and gRPC probes, and
-// a startup probe that holds liveness and readiness back.
+// pod out of its Service and back, exec (and its timeout), tcpSocket and
+// gRPC probes, and a startup probe that holds liveness and readiness back.
 func TestProbes(t *testing.T) {
 	c := nodeCluster(t)
 	importTestServer(t, c)
@@ -103,6 +103,11 @@ spec:
       periodSeconds: 1
       failureThreshold: 1
 `, "sh", "-c", "touch /tmp/healthy; sleep 3; rm -f /tmp/healthy; sleep 3600"))
+	create(probePod("exec-timeout", busybox, "", `    readinessProbe:
+      exec: {command: [sleep, "5"]}
+      timeoutSeconds: 1
+      periodSeconds: 2
+`, "sleep", "3600"))
 	create(probePod("tcp-ok", testServer, "", httpPort+`    readinessProbe:
       tcpSocket: {port: http}
       periodSeconds: 1
@@ -221,6 +226,16 @@ spec:
 			if !strings.Contains(ev, want) {
 				t.Errorf("events lack %q:\n%s", want, ev)
 			}
+		}
+	})
+
+	t.Run("exec timeout", func(t *testing.T) {
+		waitPod(t, c, "exec-timeout", 30*time.Second, "Running", running)
+		framework.Eventually(t, 30*time.Second, "a timed-out exec probe", func() bool {
+			return strings.Contains(podEvents(t, c, "exec-timeout"), `Warning Unhealthy Readiness probe failed: command timed out: "sleep 5" timed out after 1s`)
+		})
+		if p := waitPod(t, c, "exec-timeout", time.Second, "Running", running); containerReady(p) {
+			t.Error("ready although its probe times out")
 		}
 	})
 
