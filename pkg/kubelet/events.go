@@ -40,7 +40,11 @@ func (k *Kubelet) NodeEvent(typ, reason, msg string) {
 
 // event records an event about a pod (or one of its containers).
 func (k *Kubelet) event(pod *corev1.Pod, c *corev1.Container, typ, reason, msg string) {
-	if k.recorder == nil {
+	// Probe workers record events too.
+	k.mu.Lock()
+	r := k.recorder
+	k.mu.Unlock()
+	if r == nil {
 		return
 	}
 	ref := &corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID, ResourceVersion: pod.ResourceVersion}
@@ -54,7 +58,7 @@ func (k *Kubelet) event(pod *corev1.Pod, c *corev1.Container, typ, reason, msg s
 			ref.FieldPath = fmt.Sprintf("spec.containers{%s}", c.Name)
 		}
 	}
-	k.recorder.Event(ref, typ, reason, msg)
+	r.Event(ref, typ, reason, msg)
 }
 
 // pullAuth finds credentials for image among the pod's imagePullSecrets

@@ -28,6 +28,10 @@ import (
 	"k8s.io/client-go/util/flowcontrol"
 	internalapi "k8s.io/cri-api/pkg/apis"
 	"k8s.io/utils/clock"
+
+	"github.com/skiff/skiff/pkg/kubelet/lifecycle"
+	"github.com/skiff/skiff/pkg/kubelet/prober"
+	"github.com/skiff/skiff/pkg/version"
 )
 
 // Config configures a Kubelet.
@@ -49,8 +53,11 @@ type Config struct {
 	// PodCIDRWait is how long Run waits for the node's pod range before
 	// starting pods (0: not at all; the range is passed on when it comes).
 	PodCIDRWait time.Duration
-	Clock       clock.WithTicker
-	Log         *slog.Logger
+	// ProbeHandler runs the containers' probe actions; default the real
+	// prober (HTTP and TCP from the node, exec through Runtime, gRPC).
+	ProbeHandler prober.Handler
+	Clock        clock.WithTicker
+	Log          *slog.Logger
 }
 
 // Kubelet runs a node's pods.
@@ -70,6 +77,13 @@ type Kubelet struct {
 	// startTimes remembers when each pod was first seen.
 	startTimes map[types.UID]time.Time
 	recorder   record.EventRecorder
+
+	// probes runs the containers' probes; statuses is what its workers
+	// read (the pods' last computed statuses).
+	probes   *prober.Manager
+	statuses *statusCache
+	// hooks runs postStart and preStop hooks.
+	hooks *lifecycle.Runner
 }
 
 // New returns a Kubelet.
@@ -86,13 +100,53 @@ func New(cfg Config) *Kubelet {
 	if cfg.ClusterDomain == "" {
 		cfg.ClusterDomain = "cluster.local"
 	}
-	return &Kubelet{
+	v := version.Info()
+	if cfg.ProbeHandler == nil {
+		cfg.ProbeHandler = prober.NewProber(cfg.Runtime, fmt.Sprintf("kube-probe/%s.%s", v.Major, v.Minor))
+	}
+	k := &Kubelet{
 		cfg:         cfg,
 		backoff:     flowcontrol.NewBackOffWithJitter(10*time.Second, 5*time.Minute, 0),
 		pullBackoff: flowcontrol.NewBackOffWithJitter(10*time.Second, 5*time.Minute, 0),
 		workers:     map[types.UID]*worker{},
 		pullErrors:  map[string]error{},
 		startTimes:  map[types.UID]time.Time{},
+		statuses:    &statusCache{pods: map[types.UID]cachedStatus{}},
+	}
+	probes, err := prober.New(prober.Config{
+		Handler:  cfg.ProbeHandler,
+		Status:   k.statuses,
+		Recorder: k.event,
+		OnChange: k.resync,
+		Clock:    cfg.Clock,
+		Log:      cfg.Log.With("component", "prober"),
+	})
+	if err != nil {
+		// Handler and Status are set just above.
+		panic(err)
+	}
+	k.probes = probes
+	k.hooks = lifecycle.New(lifecycle.Config{
+		Exec:      cfg.Runtime,
+		UserAgent: fmt.Sprintf("kube-lifecycle/%s.%s", v.Major, v.Minor),
+		Clock:     cfg.Clock,
+		Recorder:  k.event,
+	})
+	return k
+}
+
+// resync asks a pod's worker, if it has one, to sync now (after a probe
+// result changed).
+func (k *Kubelet) resync(uid types.UID) {
+	k.mu.Lock()
+	w := k.workers[uid]
+	k.mu.Unlock()
+	if w == nil {
+		return
+	}
+	select {
+	case w.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -185,6 +239,8 @@ func (k *Kubelet) runWorker(ctx context.Context, w *worker, uid types.UID, ns, n
 			k.cfg.Log.Warn("sync pod", "pod", ns+"/"+name, "err", err)
 		}
 		if done {
+			k.probes.RemovePod(uid)
+			k.statuses.forget(uid)
 			k.mu.Lock()
 			delete(k.workers, uid)
 			delete(k.startTimes, uid)

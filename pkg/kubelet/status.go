@@ -119,12 +119,15 @@ func (k *Kubelet) containerStatus(p *corev1.Pod, c *corev1.Container, st *runtim
 		cs.LastTerminationState = k.state(p, c, list[1])
 	}
 	state := k.state(p, c, latest)
-	started := state.Running != nil
+	// A container has started once its startup probe (if any) succeeded,
+	// and is ready once started and its readiness probe (if any)
+	// succeeded.
+	started := k.probes.Started(p.UID, c, cs.ContainerID, state.Running != nil)
 	cs.Started = &started
 	switch {
 	case state.Running != nil:
 		cs.State = state
-		cs.Ready = true
+		cs.Ready = k.probes.Ready(p.UID, c, cs.ContainerID, started)
 	case state.Terminated != nil && shouldRestart(p.Spec.RestartPolicy, state.Terminated.ExitCode) && p.DeletionTimestamp == nil:
 		// Waiting out the back-off before the restart.
 		cs.LastTerminationState = state

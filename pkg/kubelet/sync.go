@@ -7,6 +7,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -92,6 +93,9 @@ func (k *Kubelet) syncPod(ctx context.Context, uid types.UID, ns, name string) (
 	if err != nil {
 		return false, err
 	}
+	if pod != nil {
+		k.statuses.setPod(pod)
+	}
 	if pod == nil {
 		// Deleted (or force-deleted) from the API: nothing to report to.
 		return true, k.teardown(ctx, uid, st, 0, nil)
@@ -127,6 +131,8 @@ func (k *Kubelet) syncPod(ctx context.Context, uid types.UID, ns, name string) (
 		}
 		return false, nil
 	}
+	// Probe workers live as long as the pod's worker (ctx).
+	k.probes.AddPod(ctx, pod)
 	runErr := k.runPod(ctx, pod, st)
 	// Report what is, whatever happened.
 	if st, err = k.runtimeStateOf(ctx, uid); err != nil {
@@ -218,6 +224,12 @@ func (k *Kubelet) ensureRunning(ctx context.Context, pod *corev1.Pod, c *corev1.
 	if latest == nil {
 		return k.startContainer(ctx, pod, c, 0, sbID, sbConfig, volumes)
 	}
+	if latest.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
+		if kind, failed := k.probes.Failed(ContainerIDPrefix + latest.Id); failed {
+			return k.killForProbe(ctx, pod, c, kind, st, sbID, sbConfig, volumes, sidecar)
+		}
+		return nil
+	}
 	if latest.State != runtimeapi.ContainerState_CONTAINER_EXITED {
 		return nil
 	}
@@ -283,7 +295,7 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *corev1.Pod, c *corev1
 		return err
 	}
 	k.event(pod, c, corev1.EventTypeNormal, "Started", "Started container "+c.Name)
-	return nil
+	return k.runPostStart(ctx, pod, c, id, sbID)
 }
 
 // waitingError is a failure shown as the container's waiting reason.
@@ -366,21 +378,40 @@ func (k *Kubelet) ensureImage(ctx context.Context, pod *corev1.Pod, c *corev1.Co
 	return nil
 }
 
-// teardown stops the pod's containers (grace seconds for each, after its
-// preStop hook) and removes its sandboxes and volumes.
+// teardown stops the pod's containers, all at once as upstream does
+// (grace seconds for each, its preStop hook included), and removes its
+// sandboxes and volumes.
 func (k *Kubelet) teardown(ctx context.Context, uid types.UID, st *runtimeState, grace int64, pod *corev1.Pod) error {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
 	for name, list := range st.byName {
 		for _, c := range list {
-			if c.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
-				if pod != nil {
-					k.event(pod, specContainer(pod, name), corev1.EventTypeNormal, "Killing", "Stopping container "+name)
-					k.runPreStop(ctx, pod, specContainer(pod, name), c.Id, grace)
-				}
-				if err := k.cfg.Runtime.StopContainer(ctx, c.Id, grace); err != nil {
-					return err
-				}
+			if c.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+				continue
 			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var err error
+				if pod != nil {
+					err = k.killContainer(ctx, pod, specContainer(pod, name), c.Id, "Stopping container "+name, grace, true)
+				} else {
+					err = k.cfg.Runtime.StopContainer(ctx, c.Id, grace)
+				}
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}()
 		}
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
 	for _, sb := range st.sandboxes {
 		if err := k.cfg.Runtime.StopPodSandbox(ctx, sb.Id); err != nil {
@@ -391,16 +422,6 @@ func (k *Kubelet) teardown(ctx context.Context, uid types.UID, st *runtimeState,
 		}
 	}
 	return os.RemoveAll(k.podDir(uid))
-}
-
-// runPreStop runs a container's preStop exec hook within the grace period.
-func (k *Kubelet) runPreStop(ctx context.Context, pod *corev1.Pod, c *corev1.Container, id string, grace int64) {
-	if c == nil || c.Lifecycle == nil || c.Lifecycle.PreStop == nil || c.Lifecycle.PreStop.Exec == nil || grace <= 0 {
-		return
-	}
-	if _, _, err := k.cfg.Runtime.ExecSync(ctx, id, c.Lifecycle.PreStop.Exec.Command, time.Duration(grace)*time.Second); err != nil {
-		k.event(pod, c, corev1.EventTypeWarning, "FailedPreStopHook", fmt.Sprintf("PreStopHook failed: %v", err))
-	}
 }
 
 func specContainer(pod *corev1.Pod, name string) *corev1.Container {
@@ -426,6 +447,8 @@ func (k *Kubelet) updateStatus(ctx context.Context, pod *corev1.Pod, st *runtime
 		st.podIP = resp.GetStatus().GetNetwork().GetIp()
 	}
 	status := k.podStatus(pod, st)
+	k.statuses.setStatus(pod, status)
+	k.probes.StatusChanged(pod.UID, status)
 	if apiequality.Semantic.DeepEqual(status, pod.Status) {
 		return nil
 	}

@@ -5,15 +5,19 @@
 //	/hostname  the hostname
 //	/port      the port the request came in on
 //	/client    the client's address as the server sees it
-//	/healthz   200 "ok" (for probes)
+//	/healthz   200 "ok" (for probes), or 500 "failing" after /fail-health
+//	/fail-health makes /healthz (and the gRPC health service) fail
+//	/heal      makes them pass again
 //	/env?name= an environment variable
 //	/exit?code= exits with the code (for restart tests)
 //
 // It listens on $PORT (default 8080), and also on each port of
-// $EXTRA_PORTS (comma-separated), and logs each request to stdout. With
-// $SHUTDOWN_DELAY (a duration) it keeps serving that long after SIGTERM,
-// then finishes the requests in flight and exits 0, as a well-behaved
-// server behind a Service does while the proxies forget it.
+// $EXTRA_PORTS (comma-separated), and logs each request (method, URL and
+// User-Agent) to stdout. With $GRPC_PORT set it also serves the gRPC
+// health service (grpc.health.v1) there, SERVING until /fail-health.
+// With $SHUTDOWN_DELAY (a duration) it keeps serving that long after
+// SIGTERM, then finishes the requests in flight and exits 0, as a
+// well-behaved server behind a Service does while the proxies forget it.
 package main
 
 import (
@@ -26,8 +30,13 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 func main() {
@@ -46,7 +55,25 @@ func main() {
 		fmt.Fprint(w, p)
 	})
 	mux.HandleFunc("/client", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, r.RemoteAddr) })
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") })
+	var failing atomic.Bool
+	grpcHealth := health.NewServer()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if failing.Load() {
+			http.Error(w, "failing", http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprint(w, "ok")
+	})
+	mux.HandleFunc("/fail-health", func(w http.ResponseWriter, r *http.Request) {
+		failing.Store(true)
+		grpcHealth.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+		fmt.Fprint(w, "failing from now on")
+	})
+	mux.HandleFunc("/heal", func(w http.ResponseWriter, r *http.Request) {
+		failing.Store(false)
+		grpcHealth.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+		fmt.Fprint(w, "healthy again")
+	})
 	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, os.Getenv(r.URL.Query().Get("name"))) })
 	mux.HandleFunc("/exit", func(w http.ResponseWriter, r *http.Request) {
 		code, _ := strconv.Atoi(r.URL.Query().Get("code"))
@@ -54,7 +81,7 @@ func main() {
 		os.Exit(code)
 	})
 	logged := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		log.Printf("%s %s", r.Method, r.URL)
+		log.Printf("%s %s %s", r.Method, r.URL, r.UserAgent())
 		mux.ServeHTTP(w, r)
 	})
 	log.SetOutput(os.Stdout)
@@ -62,6 +89,16 @@ func main() {
 		for _, p := range strings.Split(extra, ",") {
 			go func() { log.Fatal(http.ListenAndServe(":"+p, logged)) }()
 		}
+	}
+	if gp := os.Getenv("GRPC_PORT"); gp != "" {
+		l, err := net.Listen("tcp", ":"+gp)
+		if err != nil {
+			log.Fatal(err)
+		}
+		srv := grpc.NewServer()
+		healthpb.RegisterHealthServer(srv, grpcHealth)
+		log.Printf("serving grpc health on :%s", gp)
+		go func() { log.Fatal(srv.Serve(l)) }()
 	}
 	srv := &http.Server{Addr: ":" + port, Handler: logged}
 	if d, err := time.ParseDuration(os.Getenv("SHUTDOWN_DELAY")); err == nil {
