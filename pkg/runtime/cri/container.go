@@ -365,8 +365,26 @@ func (s *Service) StartContainer(ctx context.Context, req *runtimeapi.StartConta
 	if err != nil {
 		return nil, err
 	}
-	p, err := runc.Start(c, spec.Process, runc.Stdio{Stdout: out.Stream("stdout"), Stderr: out.Stream("stderr")})
+	// The runtime keeps the write end of the stdin of containers that ask
+	// for one, for clients that attach.
+	var stdinR, stdinW *os.File
+	if rec.config.GetStdin() {
+		if stdinR, stdinW, err = os.Pipe(); err != nil {
+			out.Close()
+			return nil, err
+		}
+	}
+	hub := newAttachHub(stdinW, rec.config.GetStdinOnce())
+	stdio := runc.Stdio{Stdout: hub.output("stdout", out.Stream("stdout")), Stderr: hub.output("stderr", out.Stream("stderr"))}
+	if stdinR != nil {
+		stdio.Stdin = stdinR
+	}
+	p, err := runc.Start(c, spec.Process, stdio)
+	if stdinR != nil {
+		stdinR.Close()
+	}
 	if err != nil {
+		hub.closeStdin()
 		out.Close()
 		s.finish(rec, 128, "StartError", err.Error())
 		return nil, err
@@ -377,6 +395,7 @@ func (s *Service) StartContainer(ctx context.Context, req *runtimeapi.StartConta
 	rec.State, rec.StartedAt, rec.Pid = stateRunning, s.now(), pid
 	s.exited[rec.ID] = done
 	s.logs[rec.ID] = out
+	s.attach[rec.ID] = hub
 	s.mu.Unlock()
 	if err := s.saveContainer(rec); err != nil {
 		return nil, err
@@ -385,7 +404,9 @@ func (s *Service) StartContainer(ctx context.Context, req *runtimeapi.StartConta
 		st, _ := p.Wait()
 		s.mu.Lock()
 		delete(s.logs, rec.ID)
+		delete(s.attach, rec.ID)
 		s.mu.Unlock()
+		hub.closeStdin()
 		out.Close()
 		code := runc.ExitCode(st)
 		reason := "Completed"
