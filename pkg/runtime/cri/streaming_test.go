@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
 	utilexec "k8s.io/client-go/util/exec"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // stream connects to a streaming URL the runtime handed out, as the
@@ -115,7 +115,9 @@ func TestExecAndAttachStreams(t *testing.T) {
 	pr, pw := io.Pipe()
 	var stdout, stderr syncBuffer
 	done := make(chan error, 1)
-	go func() { done <- stream(t, resp.Url, remotecommand.StreamOptions{Stdin: pr, Stdout: &stdout, Stderr: &stderr}) }()
+	go func() {
+		done <- stream(t, resp.Url, remotecommand.StreamOptions{Stdin: pr, Stdout: &stdout, Stderr: &stderr})
+	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(stdout.String(), "got ping") || !strings.Contains(stderr.String(), "err ping") {
 		if time.Now().After(deadline) {
