@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/skiff/skiff/test/e2e/framework"
 )
@@ -32,8 +33,17 @@ func TestExec(t *testing.T) {
 	k0 := framework.Kubectls(t)[0]
 	k0.MustIn(t, c, podYAML("shell", busybox, "Always", "", "sleep", "3600"), "create", "-f", "-")
 	k0.MustIn(t, c, podYAML("ticker", busybox, "Always", "", "sh", "-c", "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done"), "create", "-f", "-")
+	k0.MustIn(t, c, podYAML("half", busybox, "Never", "  - name: done\n    image: "+busybox+"\n    imagePullPolicy: IfNotPresent\n    command: [\"true\"]\n", "sleep", "3600"), "create", "-f", "-")
 	waitPod(t, c, "shell", 30*time.Second, "Running", running)
 	waitPod(t, c, "ticker", 30*time.Second, "Running", running)
+	waitPod(t, c, "half", 30*time.Second, "with one container done", func(p *corev1.Pod) bool {
+		for _, s := range p.Status.ContainerStatuses {
+			if s.Name == "done" && s.State.Terminated != nil {
+				return true
+			}
+		}
+		return false
+	})
 
 	for _, k := range framework.Kubectls(t) {
 		t.Run(k.Name, func(t *testing.T) {
@@ -71,6 +81,11 @@ func TestExec(t *testing.T) {
 			}
 			if out := k.Run(c, "", nil, "exec", "missing", "--", "true"); out.Err == nil || !strings.Contains(out.Stderr, `pods "missing" not found`) {
 				t.Fatalf("exec into a missing pod: %v %q", out.Err, out.Stderr)
+			}
+			// The kubelet's answer for a container that is not running
+			// reaches kubectl through both proxies.
+			if out := k.Run(c, "", nil, "exec", "half", "-c", "done", "--", "true"); out.Err == nil || !strings.Contains(out.Stderr, "container done in pod half is not running") {
+				t.Fatalf("exec into an exited container: %v %q", out.Err, out.Stderr)
 			}
 			execTerminal(t, c, k)
 			copyFiles(t, c, k)
