@@ -12,7 +12,7 @@ import (
 	"github.com/skiff/skiff/test/e2e/framework"
 )
 
-func skiff(t *testing.T, args ...string) string {
+func skiff(t testing.TB, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(framework.Binary(t), args...).CombinedOutput()
 	if err != nil {

@@ -301,7 +301,7 @@ const testServer = "registry.local/e2e/testserver:v1"
 
 // importTestServer imports the test server image into the running node
 // from a `docker save` tarball.
-func importTestServer(t *testing.T, c *framework.Cluster) {
+func importTestServer(t testing.TB, c *framework.Cluster) {
 	t.Helper()
 	tarPath := filepath.Join(t.TempDir(), "testserver.tar")
 	framework.SaveImage(t, framework.TestServerImage(t), testServer, tarPath)

@@ -65,7 +65,7 @@ func (s *Service) execStream(ctx context.Context, id string, cmd []string, in io
 	go func() {
 		select {
 		case <-ctx.Done():
-			// The client went away: its command goes too.
+			// The stream's request ended before the command did.
 			_ = p.Signal(unix.SIGKILL)
 		case <-exited:
 		}
