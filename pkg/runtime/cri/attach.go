@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	grpcstatus "google.golang.org/grpc/status"
+	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
 )
 
 // attachHub is what clients attach to: it copies a running container's
@@ -25,6 +26,10 @@ type attachHub struct {
 	// stdinOnce closes it when the first attached client's input ends.
 	stdin     *os.File
 	stdinOnce bool
+	// terminal is the master side of the process's pseudo-terminal, for
+	// containers with a TTY (stdin is nil then: input goes to the
+	// terminal).
+	terminal *os.File
 }
 
 // attachment is one attached client.
@@ -34,8 +39,8 @@ type attachment struct {
 	leave          sync.Once
 }
 
-func newAttachHub(stdin *os.File, stdinOnce bool) *attachHub {
-	return &attachHub{clients: map[*attachment]struct{}{}, stdin: stdin, stdinOnce: stdinOnce}
+func newAttachHub(stdin *os.File, stdinOnce bool, terminal *os.File) *attachHub {
+	return &attachHub{clients: map[*attachment]struct{}{}, stdin: stdin, stdinOnce: stdinOnce, terminal: terminal}
 }
 
 // output returns the writer of one stream ("stdout" or "stderr") that
@@ -90,6 +95,14 @@ func (h *attachHub) remove(a *attachment) {
 	h.mu.Unlock()
 }
 
+// close closes the process's input: its stdin pipe, or its terminal.
+func (h *attachHub) close() {
+	h.closeStdin()
+	if h.terminal != nil {
+		_ = h.terminal.Close()
+	}
+}
+
 // closeStdin closes the process's stdin (EOF for the process).
 func (h *attachHub) closeStdin() {
 	h.mu.Lock()
@@ -107,8 +120,10 @@ func (h *attachHub) stdinWriter() *os.File {
 }
 
 // attachStream attaches the client's streams to a running container's main
-// process until the process exits or the client goes away.
-func (s *Service) attachStream(ctx context.Context, id string, in io.Reader, out, errOut io.WriteCloser) error {
+// process until the process exits or the client goes away. For a
+// container with a TTY, input goes to its terminal and the client's window
+// size changes resize it.
+func (s *Service) attachStream(ctx context.Context, id string, in io.Reader, out, errOut io.WriteCloser, resize <-chan remotecommand.TerminalSize) error {
 	rec, err := s.runningContainer(id)
 	if err != nil {
 		return err
@@ -128,7 +143,16 @@ func (s *Service) attachStream(ctx context.Context, id string, in io.Reader, out
 	}
 	a := hub.add(stdout, stderr)
 	defer hub.remove(a)
-	if stdin := hub.stdinWriter(); in != nil && stdin != nil {
+	if hub.terminal != nil {
+		go resizeTerminal(hub.terminal, resize)
+		if in != nil && rec.config.GetStdin() {
+			go func() {
+				if _, err := io.Copy(hub.terminal, in); err != nil && !errors.Is(err, os.ErrClosed) {
+					a.leave.Do(func() { close(a.gone) })
+				}
+			}()
+		}
+	} else if stdin := hub.stdinWriter(); in != nil && stdin != nil {
 		go func() {
 			_, err := io.Copy(stdin, in)
 			if hub.stdinOnce {

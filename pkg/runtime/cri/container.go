@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -365,26 +366,8 @@ func (s *Service) StartContainer(ctx context.Context, req *runtimeapi.StartConta
 	if err != nil {
 		return nil, err
 	}
-	// The runtime keeps the write end of the stdin of containers that ask
-	// for one, for clients that attach.
-	var stdinR, stdinW *os.File
-	if rec.config.GetStdin() {
-		if stdinR, stdinW, err = os.Pipe(); err != nil {
-			out.Close()
-			return nil, err
-		}
-	}
-	hub := newAttachHub(stdinW, rec.config.GetStdinOnce())
-	stdio := runc.Stdio{Stdout: hub.output("stdout", out.Stream("stdout")), Stderr: hub.output("stderr", out.Stream("stderr"))}
-	if stdinR != nil {
-		stdio.Stdin = stdinR
-	}
-	p, err := runc.Start(c, spec.Process, stdio)
-	if stdinR != nil {
-		stdinR.Close()
-	}
+	p, hub, drained, err := s.startProcess(c, spec.Process, rec, out)
 	if err != nil {
-		hub.closeStdin()
 		out.Close()
 		s.finish(rec, 128, "StartError", err.Error())
 		return nil, err
@@ -402,11 +385,12 @@ func (s *Service) StartContainer(ctx context.Context, req *runtimeapi.StartConta
 	}
 	go func() {
 		st, _ := p.Wait()
+		<-drained
 		s.mu.Lock()
 		delete(s.logs, rec.ID)
 		delete(s.attach, rec.ID)
 		s.mu.Unlock()
-		hub.closeStdin()
+		hub.close()
 		out.Close()
 		code := runc.ExitCode(st)
 		reason := "Completed"
@@ -420,6 +404,60 @@ func (s *Service) StartContainer(ctx context.Context, req *runtimeapi.StartConta
 		close(done)
 	}()
 	return &runtimeapi.StartContainerResponse{}, nil
+}
+
+// startProcess starts a container's main process with its output going to
+// the log (and to attached clients, through the returned hub): over pipes,
+// or over a pseudo-terminal for containers with a TTY, whose output is
+// copied until drained is closed. The runtime holds the process's input
+// (a pipe, or the terminal) for containers that ask for stdin.
+func (s *Service) startProcess(c *libcontainer.Container, proc *specs.Process, rec *containerRecord, out *logWriter) (*libcontainer.Process, *attachHub, <-chan struct{}, error) {
+	drained := make(chan struct{})
+	if proc.Terminal {
+		parent, child, err := consoleSocket()
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		defer parent.Close()
+		p, err := runc.Start(c, proc, runc.Stdio{ConsoleSocket: child})
+		child.Close()
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		terminal, err := receiveFile(parent)
+		if err != nil {
+			_ = p.Signal(unix.SIGKILL)
+			_, _ = p.Wait()
+			return nil, nil, nil, fmt.Errorf("receive the terminal of container %s: %w", rec.ID, err)
+		}
+		hub := newAttachHub(nil, false, terminal)
+		go func() {
+			defer close(drained)
+			// Ends with EIO once every holder of the terminal has exited.
+			_, _ = io.Copy(hub.output("stdout", out.Stream("stdout")), terminal)
+		}()
+		return p, hub, drained, nil
+	}
+	close(drained)
+	var stdinR, stdinW *os.File
+	if rec.config.GetStdin() {
+		var err error
+		if stdinR, stdinW, err = os.Pipe(); err != nil {
+			return nil, nil, nil, err
+		}
+		defer stdinR.Close()
+	}
+	hub := newAttachHub(stdinW, rec.config.GetStdinOnce(), nil)
+	stdio := runc.Stdio{Stdout: hub.output("stdout", out.Stream("stdout")), Stderr: hub.output("stderr", out.Stream("stderr"))}
+	if stdinR != nil {
+		stdio.Stdin = stdinR
+	}
+	p, err := runc.Start(c, proc, stdio)
+	if err != nil {
+		hub.close()
+		return nil, nil, nil, err
+	}
+	return p, hub, drained, nil
 }
 
 // processOf rebuilds the process a container's record describes.

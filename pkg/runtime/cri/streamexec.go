@@ -29,7 +29,7 @@ func (r streamRuntime) Exec(ctx context.Context, containerID string, cmd []strin
 
 // Attach implements streaming.Runtime.
 func (r streamRuntime) Attach(ctx context.Context, containerID string, in io.Reader, out, errOut io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) error {
-	return r.s.attachStream(ctx, containerID, in, out, errOut)
+	return r.s.attachStream(ctx, containerID, in, out, errOut, resize)
 }
 
 // PortForward implements streaming.Runtime.
@@ -154,11 +154,10 @@ func (x *execIO) startPipes(c *libcontainer.Container, p *libcontainer.Process, 
 // relays the client's input, output and window size changes through its
 // master side.
 func (x *execIO) startTerminal(c *libcontainer.Container, p *libcontainer.Process, in io.Reader, out io.Writer, resize <-chan remotecommand.TerminalSize) error {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	parent, child, err := consoleSocket()
 	if err != nil {
-		return fmt.Errorf("console socket: %w", err)
+		return err
 	}
-	parent, child := os.NewFile(uintptr(fds[0]), "console-parent"), os.NewFile(uintptr(fds[1]), "console-child")
 	defer parent.Close()
 	p.ConsoleSocket = child
 	err = c.Run(p)
@@ -172,14 +171,7 @@ func (x *execIO) startTerminal(c *libcontainer.Container, p *libcontainer.Proces
 		return fmt.Errorf("receive the terminal: %w", err)
 	}
 	x.close = append(x.close, master)
-	go func() {
-		for size := range resize {
-			ws := &unix.Winsize{Row: size.Height, Col: size.Width}
-			if sc, err := master.SyscallConn(); err == nil {
-				_ = sc.Control(func(fd uintptr) { _ = unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, ws) })
-			}
-		}
-	}()
+	go resizeTerminal(master, resize)
 	if in != nil {
 		go func() { _, _ = io.Copy(master, in) }()
 	}
@@ -203,6 +195,28 @@ func (x *execIO) finish() {
 func (x *execIO) closeAll() {
 	for _, c := range x.close {
 		_ = c.Close()
+	}
+}
+
+// consoleSocket returns a connected pair of unix sockets: the child end
+// goes to the container's init step, which sends the terminal it made
+// over it; the parent end receives it (receiveFile).
+func consoleSocket() (parent, child *os.File, err error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("console socket: %w", err)
+	}
+	return os.NewFile(uintptr(fds[0]), "console-parent"), os.NewFile(uintptr(fds[1]), "console-child"), nil
+}
+
+// resizeTerminal applies the client's window sizes to the terminal until
+// the client's resize stream ends.
+func resizeTerminal(master *os.File, resize <-chan remotecommand.TerminalSize) {
+	for size := range resize {
+		ws := &unix.Winsize{Row: size.Height, Col: size.Width}
+		if sc, err := master.SyscallConn(); err == nil {
+			_ = sc.Control(func(fd uintptr) { _ = unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, ws) })
+		}
 	}
 }
 

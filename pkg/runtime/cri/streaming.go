@@ -114,9 +114,6 @@ func (s *Service) Attach(ctx context.Context, req *runtimeapi.AttachRequest) (*r
 	if err != nil {
 		return nil, err
 	}
-	if rec.config.GetTty() {
-		return nil, grpcstatus.Errorf(codes.Unimplemented, "attach to container %s: containers with a TTY cannot be attached to", rec.ID)
-	}
 	srv, err := s.streams()
 	if err != nil {
 		return nil, err

@@ -134,6 +134,33 @@ func TestExecAndAttachStreams(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("attach did not end when the container exited")
 	}
+
+	// A container with a terminal: attach types into it and reads its
+	// answer; the container's exit ends the attach.
+	cfg = &runtimeapi.ContainerConfig{
+		Metadata: &runtimeapi.ContainerMetadata{Name: "tty"},
+		Image:    &runtimeapi.ImageSpec{Image: "registry.local/busybox:cri"},
+		Command:  []string{"/bin/sh", "-c", "[ -t 0 ] && echo tty; read x; echo got-$x"},
+		Stdin:    true,
+		Tty:      true,
+	}
+	if id, err = f.rt.CreateContainer(ctx, sbID, cfg, sbCfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.rt.StartContainer(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	resp, err = f.rt.Attach(ctx, &runtimeapi.AttachRequest{ContainerId: id, Stdin: true, Stdout: true, Tty: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var screen syncBuffer
+	if err := stream(t, resp.Url, remotecommand.StreamOptions{Stdin: strings.NewReader("hello\r"), Stdout: &screen, Tty: true, TerminalSizeQueue: &fixedSize{}}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(screen.String(), "got-hello\r\n") {
+		t.Fatalf("attach to a terminal: %q", screen.String())
+	}
 }
 
 // syncBuffer is a bytes.Buffer safe for one writer and one reader.
