@@ -278,6 +278,19 @@ spec:
 			if body := httpGet(t, svc+"/"); body != "hello from web\n" {
 				t.Fatalf("GET / through port-forward to the Service: %q", body)
 			}
+			// Nothing listens on 9: the runtime's error reaches kubectl.
+			local := framework.FreePort(t)
+			run := k.Start(t, c, "port-forward", "pod/web", fmt.Sprintf("%d:9", local))
+			framework.Eventually(t, 20*time.Second, "port-forward listening", func() bool {
+				return strings.Contains(run.Output().Stdout, "Forwarding from 127.0.0.1:")
+			})
+			if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", local)); err == nil {
+				resp.Body.Close()
+				t.Fatalf("GET through a port-forward to a closed port: %s", resp.Status)
+			}
+			framework.Eventually(t, 20*time.Second, "connection refused reported", func() bool {
+				return strings.Contains(run.Output().Stderr, "connection refused")
+			})
 		})
 	}
 }
