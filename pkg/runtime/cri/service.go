@@ -8,6 +8,11 @@
 // keeps its state on disk, so the kubelet (which talks to it with
 // k8s.io/cri-client, like upstream's kubelet talks to containerd) can
 // restart at will. See docs/adr/0003-container-runtime.md.
+//
+// Exec, Attach and PortForward hand out URLs of the runtime's streaming
+// server (the upstream CRI streaming library on a loopback port, with
+// single-use tokens), to which the kubelet proxies clients' streams; see
+// docs/adr/0005-streaming.md.
 package cri
 
 import (
