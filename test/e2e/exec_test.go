@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
@@ -20,6 +21,9 @@ import (
 
 	"github.com/creack/pty"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/remotecommand"
+	utilexec "k8s.io/client-go/util/exec"
 
 	"github.com/skiff/skiff/test/e2e/framework"
 )
@@ -373,4 +377,42 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// TestExecProtocols execs with client-go over each protocol a client may
+// choose: WebSocket v5 (translated to SPDY by the API server), WebSocket
+// v4 (the protocol of other language clients, which travels unchanged to
+// the runtime's streaming server) and SPDY. Each carries stdin, stdout,
+// stderr and the exit code. (v4 over WebSocket cannot close stdin, which is
+// what v5 added, so the command reads a line rather than to EOF.)
+func TestExecProtocols(t *testing.T) {
+	c := nodeCluster(t)
+	k := framework.Kubectls(t)[0]
+	k.MustIn(t, c, podYAML("shell", busybox, "Always", "", "sleep", "3600"), "create", "-f", "-")
+	waitPod(t, c, "shell", 30*time.Second, "Running", running)
+	req := c.Client().CoreV1().RESTClient().Post().Namespace("default").Resource("pods").Name("shell").SubResource("exec").
+		VersionedParams(&corev1.PodExecOptions{Command: []string{"sh", "-c", "head -n 1; echo err >&2; exit 7"}, Stdin: true, Stdout: true, Stderr: true}, scheme.ParameterCodec)
+	cfg := c.RESTConfig()
+	v5, err := remotecommand.NewWebSocketExecutor(cfg, "GET", req.URL().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v4, err := remotecommand.NewWebSocketExecutorForProtocols(cfg, "GET", req.URL().String(), "v4.channel.k8s.io")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spdy, err := remotecommand.NewSPDYExecutor(cfg, "POST", req.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, ex := range map[string]remotecommand.Executor{"websocket-v5": v5, "websocket-v4": v4, "spdy": spdy} {
+		var stdout, stderr bytes.Buffer
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: strings.NewReader("in\n"), Stdout: &stdout, Stderr: &stderr})
+		cancel()
+		var exit utilexec.ExitError
+		if !errors.As(err, &exit) || exit.ExitStatus() != 7 || stdout.String() != "in\n" || stderr.String() != "err\n" {
+			t.Errorf("%s: %v, stdout %q, stderr %q", name, err, stdout.String(), stderr.String())
+		}
+	}
 }
