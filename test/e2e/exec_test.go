@@ -390,6 +390,12 @@ func TestExecProtocols(t *testing.T) {
 	k := framework.Kubectls(t)[0]
 	k.MustIn(t, c, podYAML("shell", busybox, "Always", "", "sleep", "3600"), "create", "-f", "-")
 	waitPod(t, c, "shell", 30*time.Second, "Running", running)
+	// A command the image lacks fails with the runtime's reason.
+	if r := k.Run(c, "", nil, "exec", "shell", "--", "nosuchcmd"); r.Err == nil || !strings.Contains(r.Stderr, "nosuchcmd") {
+		t.Errorf("exec of a missing command: %v %q", r.Err, r.Stderr)
+	} else {
+		t.Logf("exec of a missing command: %s", r.Stderr)
+	}
 	req := c.Client().CoreV1().RESTClient().Post().Namespace("default").Resource("pods").Name("shell").SubResource("exec").
 		VersionedParams(&corev1.PodExecOptions{Command: []string{"sh", "-c", "head -n 1; echo err >&2; exit 7"}, Stdin: true, Stdout: true, Stderr: true}, scheme.ParameterCodec)
 	cfg := c.RESTConfig()
