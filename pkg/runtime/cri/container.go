@@ -431,10 +431,11 @@ func (s *Service) startProcess(c *libcontainer.Container, proc *specs.Process, r
 			return nil, nil, nil, fmt.Errorf("receive the terminal of container %s: %w", rec.ID, err)
 		}
 		hub := newAttachHub(nil, false, terminal)
+		stdout := hub.output("stdout", out.Stream("stdout"))
 		go func() {
 			defer close(drained)
 			// Ends with EIO once every holder of the terminal has exited.
-			_, _ = io.Copy(hub.output("stdout", out.Stream("stdout")), terminal)
+			_, _ = io.Copy(stdout, terminal)
 		}()
 		return p, hub, drained, nil
 	}
