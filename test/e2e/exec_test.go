@@ -260,6 +260,29 @@ spec:
 `, "create", "-f", "-")
 	waitPod(t, c, "web", 30*time.Second, "Running", running)
 
+	// A hostNetwork pod listens in the node's network namespace, on a
+	// free port of the node's loopback.
+	hostPort := framework.FreePort(t)
+	k0.MustIn(t, c, fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: hostweb
+spec:
+  hostNetwork: true
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: server
+    image: %s
+    imagePullPolicy: Never
+    env:
+    - name: PORT
+      value: "%d"
+`, testServer, hostPort), "create", "-f", "-")
+	waitPod(t, c, "hostweb", 30*time.Second, "Running", running)
+	if body := httpGet(t, portForward(t, c, k0, "pod/hostweb", hostPort)+"/healthz"); body != "ok" {
+		t.Fatalf("GET /healthz through port-forward to a hostNetwork pod: %q", body)
+	}
+
 	const size = 50 << 20
 	want := downloadSum(size, "e2e")
 	for _, k := range framework.Kubectls(t) {
