@@ -6,6 +6,11 @@
 // level-triggered (the pod from the informer plus what the runtime holds),
 // so any number of them converge to the same state, and a restarted
 // kubelet picks up running containers without restarting them.
+//
+// Its HTTPS server (Serve) answers the API server only: container logs,
+// and exec, attach and port-forward, whose upgraded connections it proxies
+// to the streaming URLs the runtime hands out (CRI Exec, Attach,
+// PortForward).
 package kubelet
 
 import (

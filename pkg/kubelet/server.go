@@ -22,7 +22,7 @@ import (
 )
 
 // ServerConfig configures the kubelet's HTTPS server, which the API server
-// calls for logs (and, later, exec, attach and port-forward).
+// calls for logs, exec, attach and port-forward.
 type ServerConfig struct {
 	// Addresses to try, in order: the first that binds is used.
 	Ports []int
@@ -68,6 +68,12 @@ func (k *Kubelet) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", k.serveLogs)
+	// Streams upgrade GET or POST requests, as upstream's kubelet allows.
+	for _, m := range []string{"GET", "POST"} {
+		mux.HandleFunc(m+" /exec/{namespace}/{pod}/{container}", k.serveExec)
+		mux.HandleFunc(m+" /attach/{namespace}/{pod}/{container}", k.serveAttach)
+		mux.HandleFunc(m+" /portForward/{namespace}/{pod}", k.servePortForward)
+	}
 	return authorize(mux)
 }
 

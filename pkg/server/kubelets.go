@@ -35,6 +35,13 @@ func newKubeletLocator(nodes func() *registry.Store, certs *clusterCerts) (kubel
 		return kubeletLocator{}, err
 	}
 	return kubeletLocator{nodes: nodes, transport: &http.Transport{
+		// An explicit dialer matters for streams: the upgrade proxies
+		// (apimachinery's DialURL, the SPDY round tripper) restrict the
+		// TLS handshake to HTTP/1.1 only when the transport has one;
+		// otherwise they reuse TLSClientConfig as it is, and once a plain
+		// request (logs) has added "h2" to it, the kubelet may answer an
+		// upgrade in HTTP/2.
+		DialContext:         (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig:     &tls.Config{Certificates: []tls.Certificate{client}, RootCAs: certs.ca.Pool(), MinVersion: tls.VersionTLS12},
 		ForceAttemptHTTP2:   true,
 		IdleConnTimeout:     90 * time.Second,

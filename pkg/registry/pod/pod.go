@@ -131,7 +131,10 @@ func Subresources(store *registry.Store, clk clock.PassiveClock, nodes NodeLocat
 		return registry.Subresource{
 			Name: name, Kind: kind, Verbs: []string{"create", "get"},
 			Connect: func(ctx context.Context, ns, pod string, opts url.Values) (http.Handler, error) {
-				return nil, streamingUnavailable(ctx, store, ns, pod, name, opts)
+				if name == "proxy" {
+					return nil, streamingUnavailable(ctx, store, ns, pod, name, opts)
+				}
+				return streamProxy(ctx, store, nodes, name, ns, pod, opts)
 			},
 		}
 	}
@@ -286,17 +289,14 @@ func logProxy(ctx context.Context, store *registry.Store, nodes NodeLocator, ns,
 		Transport:     transport,
 		FlushInterval: -1,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			st := apierrors.NewServiceUnavailable(fmt.Sprintf("error reaching the kubelet of node %q: %v", p.Spec.NodeName, err)).ErrStatus
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintf(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","message":%q,"reason":"ServiceUnavailable","code":503}`, st.Message)
+			writeUnavailable(w, fmt.Sprintf("error reaching the kubelet of node %q: %v", p.Spec.NodeName, err))
 		},
 	}, nil
 }
 
-// streamingUnavailable returns the error a streaming subresource gives
-// until nodes serve streams: upstream's shapes for missing pods,
-// containers and hosts, and 503 otherwise.
+// streamingUnavailable returns the error pods/proxy gives until it is
+// served: upstream's shapes for missing pods, containers and hosts, and
+// 503 otherwise.
 func streamingUnavailable(ctx context.Context, store *registry.Store, ns, name, sub string, opts url.Values) error {
 	obj, err := store.Get(ctx, ns, name, &metav1.GetOptions{})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -365,7 +366,7 @@ func (s *Service) StartContainer(ctx context.Context, req *runtimeapi.StartConta
 	if err != nil {
 		return nil, err
 	}
-	p, err := runc.Start(c, spec.Process, runc.Stdio{Stdout: out.Stream("stdout"), Stderr: out.Stream("stderr")})
+	p, hub, drained, err := s.startProcess(c, spec.Process, rec, out)
 	if err != nil {
 		out.Close()
 		s.finish(rec, 128, "StartError", err.Error())
@@ -377,15 +378,19 @@ func (s *Service) StartContainer(ctx context.Context, req *runtimeapi.StartConta
 	rec.State, rec.StartedAt, rec.Pid = stateRunning, s.now(), pid
 	s.exited[rec.ID] = done
 	s.logs[rec.ID] = out
+	s.attach[rec.ID] = hub
 	s.mu.Unlock()
 	if err := s.saveContainer(rec); err != nil {
 		return nil, err
 	}
 	go func() {
 		st, _ := p.Wait()
+		<-drained
 		s.mu.Lock()
 		delete(s.logs, rec.ID)
+		delete(s.attach, rec.ID)
 		s.mu.Unlock()
+		hub.close()
 		out.Close()
 		code := runc.ExitCode(st)
 		reason := "Completed"
@@ -399,6 +404,61 @@ func (s *Service) StartContainer(ctx context.Context, req *runtimeapi.StartConta
 		close(done)
 	}()
 	return &runtimeapi.StartContainerResponse{}, nil
+}
+
+// startProcess starts a container's main process with its output going to
+// the log (and to attached clients, through the returned hub): over pipes,
+// or over a pseudo-terminal for containers with a TTY, whose output is
+// copied until drained is closed. The runtime holds the process's input
+// (a pipe, or the terminal) for containers that ask for stdin.
+func (s *Service) startProcess(c *libcontainer.Container, proc *specs.Process, rec *containerRecord, out *logWriter) (*libcontainer.Process, *attachHub, <-chan struct{}, error) {
+	drained := make(chan struct{})
+	if proc.Terminal {
+		parent, child, err := consoleSocket()
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		defer parent.Close()
+		p, err := runc.Start(c, proc, runc.Stdio{ConsoleSocket: child})
+		child.Close()
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		terminal, err := receiveFile(parent)
+		if err != nil {
+			_ = p.Signal(unix.SIGKILL)
+			_, _ = p.Wait()
+			return nil, nil, nil, fmt.Errorf("receive the terminal of container %s: %w", rec.ID, err)
+		}
+		hub := newAttachHub(nil, false, terminal)
+		stdout := hub.output("stdout", out.Stream("stdout"))
+		go func() {
+			defer close(drained)
+			// Ends with EIO once every holder of the terminal has exited.
+			_, _ = io.Copy(stdout, terminal)
+		}()
+		return p, hub, drained, nil
+	}
+	close(drained)
+	var stdinR, stdinW *os.File
+	if rec.config.GetStdin() {
+		var err error
+		if stdinR, stdinW, err = os.Pipe(); err != nil {
+			return nil, nil, nil, err
+		}
+		defer stdinR.Close()
+	}
+	hub := newAttachHub(stdinW, rec.config.GetStdinOnce(), nil)
+	stdio := runc.Stdio{Stdout: hub.output("stdout", out.Stream("stdout")), Stderr: hub.output("stderr", out.Stream("stderr"))}
+	if stdinR != nil {
+		stdio.Stdin = stdinR
+	}
+	p, err := runc.Start(c, proc, stdio)
+	if err != nil {
+		hub.close()
+		return nil, nil, nil, err
+	}
+	return p, hub, drained, nil
 }
 
 // processOf rebuilds the process a container's record describes.

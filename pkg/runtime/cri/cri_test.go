@@ -48,7 +48,7 @@ func importBusybox(t *testing.T, st *images.Store) {
 	tw.WriteHeader(&tar.Header{Name: "bin/", Typeflag: tar.TypeDir, Mode: 0o755})
 	tw.WriteHeader(&tar.Header{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bb))})
 	tw.Write(bb)
-	for _, app := range []string{"sh", "echo", "sleep", "cat", "dd", "hostname"} {
+	for _, app := range []string{"sh", "echo", "sleep", "cat", "dd", "hostname", "stty"} {
 		tw.WriteHeader(&tar.Header{Name: "bin/" + app, Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777})
 	}
 	tw.WriteHeader(&tar.Header{Name: "etc/", Typeflag: tar.TypeDir, Mode: 0o755})

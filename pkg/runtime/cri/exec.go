@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/runc/libcontainer"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 	grpcstatus "google.golang.org/grpc/status"
@@ -19,30 +20,17 @@ import (
 // container's namespaces and cgroup, as the container's user and with its
 // environment, and returns its output and exit code.
 func (s *Service) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) (*runtimeapi.ExecSyncResponse, error) {
-	rec, err := s.container(req.GetContainerId())
+	rec, err := s.runningContainer(req.GetContainerId())
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	running := rec.State == stateRunning
-	s.mu.Unlock()
-	if !running {
-		return nil, grpcstatus.Errorf(codes.FailedPrecondition, "container %s is not running", rec.ID)
-	}
-	c, err := s.runner.Load(rec.ID)
-	if err != nil {
-		return nil, err
-	}
-	spec, err := s.processOf(rec)
+	c, spec, err := s.execTarget(rec)
 	if err != nil {
 		return nil, err
 	}
 	var stdout, stderr bytes.Buffer
-	p := &libcontainer.Process{
-		Args: req.GetCmd(), Env: spec.Env, Cwd: spec.Cwd,
-		UID: int(spec.User.UID), GID: int(spec.User.GID),
-		Stdout: &stdout, Stderr: &stderr,
-	}
+	p := execProcess(spec, req.GetCmd())
+	p.Stdout, p.Stderr = &stdout, &stderr
 	if err := c.Run(p); err != nil {
 		return nil, fmt.Errorf("exec in %s: %w", rec.ID, err)
 	}
@@ -74,4 +62,31 @@ func (s *Service) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest)
 		<-done
 		return nil, ctx.Err()
 	}
+}
+
+// execTarget loads a running container and the process spec its execs
+// inherit (environment, working directory, user).
+func (s *Service) execTarget(rec *containerRecord) (*libcontainer.Container, *specs.Process, error) {
+	c, err := s.runner.Load(rec.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	spec, err := s.processOf(rec)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, spec, nil
+}
+
+// execProcess is cmd run as the container's process runs: its
+// environment, working directory, user and groups.
+func execProcess(spec *specs.Process, cmd []string) *libcontainer.Process {
+	p := &libcontainer.Process{
+		Args: cmd, Env: spec.Env, Cwd: spec.Cwd,
+		UID: int(spec.User.UID), GID: int(spec.User.GID),
+	}
+	for _, g := range spec.User.AdditionalGids {
+		p.AdditionalGroups = append(p.AdditionalGroups, int(g))
+	}
+	return p
 }

@@ -8,6 +8,11 @@
 // keeps its state on disk, so the kubelet (which talks to it with
 // k8s.io/cri-client, like upstream's kubelet talks to containerd) can
 // restart at will. See docs/adr/0003-container-runtime.md.
+//
+// Exec, Attach and PortForward hand out URLs of the runtime's streaming
+// server (the upstream CRI streaming library on a loopback port, with
+// single-use tokens), to which the kubelet proxies clients' streams; see
+// docs/adr/0006-streaming.md.
 package cri
 
 import (
@@ -44,8 +49,12 @@ type Config struct {
 	// the kubelet names no parent; distinct per node so several clusters
 	// can share a machine.
 	CgroupRoot string
-	Clock      clock.Clock
-	Log        *slog.Logger
+	// StreamingAddr is the host:port of the streaming server (exec,
+	// attach, port-forward); "" means StreamingAddr. It should be a
+	// loopback address: the kubelet proxies streams to it.
+	StreamingAddr string
+	Clock         clock.Clock
+	Log           *slog.Logger
 }
 
 // Service implements the CRI runtime and image services.
@@ -64,6 +73,11 @@ type Service struct {
 	// logs are the log writers of containers whose output this process
 	// holds (started by it, still running).
 	logs map[string]*logWriter
+	// attach are the attach hubs of the containers this process started
+	// that are still running.
+	attach map[string]*attachHub
+	// stream serves exec, attach and port-forward streams; nil until Serve.
+	stream *streamServer
 
 	netMu sync.Mutex
 	// net is the pod network, once the kubelet passed the pod range.
@@ -99,6 +113,7 @@ func New(cfg Config) (*Service, error) {
 		containers: map[string]*containerRecord{},
 		exited:     map[string]chan struct{}{},
 		logs:       map[string]*logWriter{},
+		attach:     map[string]*attachHub{},
 	}
 	if err := s.loadNetwork(); err != nil {
 		return nil, fmt.Errorf("pod network: %w", err)
@@ -129,8 +144,23 @@ func New(cfg Config) (*Service, error) {
 	return s, nil
 }
 
-// Serve serves CRI on a unix socket at path until ctx ends.
+// Serve serves CRI on a unix socket at path, and streams on
+// Config.StreamingAddr, until ctx ends.
 func (s *Service) Serve(ctx context.Context, path string) error {
+	addr := s.cfg.StreamingAddr
+	if addr == "" {
+		addr = StreamingAddr
+	}
+	st, err := newStreamServer(addr, streamRuntime{s})
+	if err != nil {
+		return err
+	}
+	s.stream = st
+	go func() {
+		if err := st.serve(ctx); err != nil {
+			s.cfg.Log.Error("streaming server stopped", "err", err)
+		}
+	}()
 	_ = os.Remove(path)
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err

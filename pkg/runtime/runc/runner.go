@@ -47,6 +47,10 @@ type Runner struct {
 type Stdio struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
+	// ConsoleSocket, when set, gives the process a new pseudo-terminal as
+	// its standard streams instead: the container's init step sends the
+	// terminal's master side over this unix socket (SCM_RIGHTS).
+	ConsoleSocket *os.File
 }
 
 // Create creates (but does not start) container id from spec.
@@ -79,6 +83,8 @@ func Start(c *libcontainer.Container, p *specs.Process, stdio Stdio) (*libcontai
 		Stdout: stdio.Stdout,
 		Stderr: stdio.Stderr,
 		Init:   true,
+
+		ConsoleSocket: stdio.ConsoleSocket,
 	}
 	for _, g := range p.User.AdditionalGids {
 		proc.AdditionalGroups = append(proc.AdditionalGroups, int(g))

@@ -5,8 +5,10 @@
 package sandbox
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -160,4 +162,49 @@ func ResolvConf(nameservers, searches, options []string) string {
 		b.WriteString("options " + strings.Join(options, " ") + "\n")
 	}
 	return b.String()
+}
+
+// DialContext connects to address from inside the sandbox's network
+// namespace. The socket is made on a thread that has entered the
+// namespace; a socket stays in the namespace it was made in, so the
+// connection can be used from any goroutine afterwards.
+func (s Sandbox) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	type result struct {
+		conn net.Conn
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		conn, back, err := s.dialLocked(ctx, network, address)
+		if back {
+			runtime.UnlockOSThread()
+		}
+		// Otherwise the thread is still in the pod's namespace and exits
+		// with this goroutine.
+		ch <- result{conn, err}
+	}()
+	r := <-ch
+	return r.conn, r.err
+}
+
+// dialLocked dials from the namespace on the locked current thread; back
+// reports whether the thread is in its original namespace again.
+func (s Sandbox) dialLocked(ctx context.Context, network, address string) (conn net.Conn, back bool, err error) {
+	orig, err := netns.Get()
+	if err != nil {
+		return nil, true, err
+	}
+	defer orig.Close()
+	target, err := netns.GetFromPath(s.NamespacePath("net"))
+	if err != nil {
+		return nil, true, fmt.Errorf("sandbox network namespace: %w", err)
+	}
+	defer target.Close()
+	if err := netns.Set(target); err != nil {
+		return nil, netns.Set(orig) == nil, fmt.Errorf("enter sandbox network namespace: %w", err)
+	}
+	var d net.Dialer
+	conn, err = d.DialContext(ctx, network, address)
+	return conn, netns.Set(orig) == nil, err
 }

@@ -1,6 +1,9 @@
 package sandbox
 
 import (
+	"context"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -75,5 +78,62 @@ func TestCreateAndRemove(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Fatalf("sandbox dir left behind: %v", err)
+	}
+}
+
+// TestDialContext connects to a listener on the sandbox's loopback
+// address, which the node's namespace cannot reach.
+func TestDialContext(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "sb")
+	sb, err := Create(Config{Dir: dir, Hostname: "dial"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = Remove(dir) })
+	type result struct {
+		ln  net.Listener
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread() // dies with the goroutine: it joins the pod's network namespace
+		ns, err := netns.GetFromPath(sb.NamespacePath("net"))
+		if err == nil {
+			err = netns.Set(ns)
+			ns.Close()
+		}
+		if err != nil {
+			ch <- result{err: err}
+			return
+		}
+		ln, err := net.Listen("tcp4", "127.0.0.1:0")
+		ch <- result{ln, err}
+	}()
+	r := <-ch
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	defer r.ln.Close()
+	go func() {
+		if c, err := r.ln.Accept(); err == nil {
+			_, _ = c.Write([]byte("from the pod"))
+			c.Close()
+		}
+	}()
+	addr := r.ln.Addr().String()
+	c, err := sb.DialContext(context.Background(), "tcp4", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(c)
+	c.Close()
+	if err != nil || string(b) != "from the pod" {
+		t.Fatalf("read %q: %v", b, err)
+	}
+	// The listener is not in the node's namespace; the calling thread is
+	// back in it.
+	if c, err := net.Dial("tcp4", addr); err == nil {
+		c.Close()
+		t.Fatalf("%s answered in the node's network namespace", addr)
 	}
 }

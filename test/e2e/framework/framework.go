@@ -431,6 +431,16 @@ func (r *Running) Stop() Result {
 	return r.Output()
 }
 
+// Command returns the command that runs kubectl against the cluster with
+// args, for callers that wire its standard streams themselves (a pty).
+func (k Kubectl) Command(c *Cluster, args ...string) *exec.Cmd {
+	argv := append(append([]string{}, k.argv...), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+c.Kubeconfig, "HOME="+c.home())
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return cmd
+}
+
 // Start runs kubectl in the background (for -w, logs -f); it is stopped
 // when the test ends at the latest.
 func (k Kubectl) Start(t testing.TB, c *Cluster, args ...string) *Running {

@@ -10,6 +10,10 @@
 //	/heal      makes them pass again
 //	/env?name= an environment variable
 //	/exit?code= exits with the code (for restart tests)
+//	/download?bytes=N&seed=S
+//	           N bytes of a ChaCha8 stream seeded with S repeated to 32
+//	           bytes (for transfer tests, which generate the same stream to
+//	           compare checksums)
 //
 // It listens on $PORT (default 8080), and also on each port of
 // $EXTRA_PORTS (comma-separated), and logs each request (method, URL and
@@ -23,7 +27,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -79,6 +85,18 @@ func main() {
 		code, _ := strconv.Atoi(r.URL.Query().Get("code"))
 		log.Printf("exiting with %d", code)
 		os.Exit(code)
+	})
+	mux.HandleFunc("/download", func(w http.ResponseWriter, r *http.Request) {
+		n, err := strconv.ParseInt(r.URL.Query().Get("bytes"), 10, 64)
+		if err != nil || n < 0 {
+			http.Error(w, "bytes: a size is required", http.StatusBadRequest)
+			return
+		}
+		var seed [32]byte
+		copy(seed[:], strings.Repeat(r.URL.Query().Get("seed")+"\x00", 32))
+		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+		w.Header().Set("Content-Type", "application/octet-stream")
+		_, _ = io.CopyN(w, rand.NewChaCha8(seed), n)
 	})
 	logged := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		log.Printf("%s %s %s", r.Method, r.URL, r.UserAgent())
