@@ -83,6 +83,7 @@ func serverCmd() *cobra.Command {
 	f.StringVar(&cfg.BindAddress, "bind-address", "0.0.0.0", "skiff bind address")
 	f.StringVarP(&cfg.WriteKubeconfig, "write-kubeconfig", "o", "", "Write the admin kubeconfig to this file (default <data-dir>/admin.kubeconfig)")
 	f.StringVar(&cfg.NodeName, "node-name", "", "Node name (default the hostname)")
+	f.StringVar(&cfg.NodeIP, "node-ip", "", "IP address to advertise for the node (default the bind address, else the host's outward address)")
 	f.BoolVar(&cfg.DisableAgent, "disable-agent", false, "Do not run a local agent and register a local kubelet")
 	f.BoolVar(&cfg.DisableScheduler, "disable-scheduler", false, "Disable the scheduler")
 	f.BoolVar(&cfg.DisableControllerManager, "disable-controller-manager", false, "Disable the controller manager")

@@ -177,9 +177,13 @@ func withLabels(labels, want map[string]string) map[string]string {
 	return out
 }
 
-// hostIP is the address other machines and pods reach this server at: the
-// bind address if one was given, else the host's outward address.
+// hostIP is the address other machines and pods reach this server at:
+// --node-ip, else the bind address if one was given, else the host's
+// outward address.
 func hostIP(cfg Config) string {
+	if ip := net.ParseIP(cfg.NodeIP); ip != nil {
+		return ip.String()
+	}
 	if ip := net.ParseIP(cfg.BindAddress); ip != nil && !ip.IsUnspecified() {
 		return ip.String()
 	}

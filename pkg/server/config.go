@@ -27,6 +27,12 @@ type Config struct {
 	WriteKubeconfig string
 	// NodeName names this machine's node (default the hostname).
 	NodeName string
+	// NodeIP is the InternalIP of this machine's node (k3s's --node-ip):
+	// the address other nodes route pod traffic to and agents may join
+	// at, so it is also in the serving certificate and the "kubernetes"
+	// Service's endpoint. Default the bind address when it names one,
+	// else the address of the host's outward interface.
+	NodeIP string
 	// DisableAgent runs the control plane only.
 	DisableAgent bool
 	// DisableScheduler leaves pods unscheduled (for another scheduler).
@@ -113,6 +119,9 @@ func (c *Config) validate() error {
 	}
 	if net.ParseIP(c.BindAddress) == nil {
 		errs = append(errs, fmt.Errorf("--bind-address %q is not an IP address", c.BindAddress))
+	}
+	if ip := net.ParseIP(c.NodeIP); c.NodeIP != "" && (ip == nil || ip.IsUnspecified()) {
+		errs = append(errs, fmt.Errorf("--node-ip %q is not a node's IP address", c.NodeIP))
 	}
 	if _, _, err := net.ParseCIDR(c.ClusterCIDR); err != nil {
 		errs = append(errs, fmt.Errorf("--cluster-cidr: %w", err))

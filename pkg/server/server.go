@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -199,7 +200,7 @@ func localAgentConfig(cfg Config, certs *clusterCerts, server string, log *slog.
 		return agent.Config{}, fmt.Errorf("node certificate: %w", err)
 	}
 	nodeIP := hostIP(cfg)
-	if ip := net.ParseIP(nodeIP); ip == nil || ip.IsLoopback() {
+	if ip := net.ParseIP(nodeIP); cfg.NodeIP == "" && (ip == nil || ip.IsLoopback()) {
 		nodeIP = agent.HostIP()
 	}
 	names := []string{name, "localhost"}
@@ -271,8 +272,12 @@ func loadCerts(cfg Config) (*clusterCerts, error) {
 	if apiIP, err := firstServiceIP(cfg.ServiceCIDR); err == nil {
 		ips = append(ips, apiIP)
 	}
-	if ip := net.ParseIP(cfg.BindAddress); ip != nil && !ip.IsUnspecified() {
-		ips = append(ips, ip)
+	// Agents on other machines join at the node's address (the outward
+	// one unless --node-ip or a bind address names it).
+	for _, a := range []string{cfg.BindAddress, hostIP(cfg)} {
+		if ip := net.ParseIP(a); ip != nil && !ip.IsUnspecified() && !slices.ContainsFunc(ips, ip.Equal) {
+			ips = append(ips, ip)
+		}
 	}
 	serving, err := ca.LoadOrIssue(dir, "serving", pki.CertSpec{CommonName: "kube-apiserver", DNSNames: dns, IPs: ips, Server: true})
 	if err != nil {

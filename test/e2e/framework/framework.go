@@ -144,7 +144,13 @@ type Process struct {
 // StartProcess runs the skiff binary with args until the test ends.
 func StartProcess(t testing.TB, args ...string) *Process {
 	t.Helper()
-	p := &Process{cmd: exec.Command(Binary(t), args...), done: make(chan struct{}), log: &bytes.Buffer{}, mu: &sync.Mutex{}}
+	return startProcess(t, exec.Command(Binary(t), args...), args)
+}
+
+// startProcess starts cmd, which runs skiff with args, until the test ends.
+func startProcess(t testing.TB, cmd *exec.Cmd, args []string) *Process {
+	t.Helper()
+	p := &Process{cmd: cmd, done: make(chan struct{}), log: &bytes.Buffer{}, mu: &sync.Mutex{}}
 	w := lockedWriter{mu: p.mu, b: p.log}
 	p.cmd.Stdout, p.cmd.Stderr = w, w
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
