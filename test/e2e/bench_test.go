@@ -268,7 +268,7 @@ func BenchmarkDeploymentRollout(b *testing.B) {
 // masquerade) with requests straight to the pod IP: latency of requests
 // on new connections (where NAT costs: each is a new conntrack entry),
 // alternated between the two targets, and throughput of 16 keep-alive
-// clients, alternating 1-second runs (3 each).
+// clients, alternating 1-second runs (6 each).
 //
 //	SKIFF_BIN=$PWD/bin/skiff go test ./test/e2e -run '^$' -bench ServiceProxyOverhead -benchtime 1x
 func BenchmarkServiceProxyOverhead(b *testing.B) {
@@ -341,9 +341,9 @@ func BenchmarkServiceProxyOverhead(b *testing.B) {
 		// Alternate the targets so that load from elsewhere on the machine
 		// falls on both alike.
 		var directRPS, svcRPS float64
-		for range 3 {
-			directRPS += throughput(podURL) / 3
-			svcRPS += throughput(svcURL) / 3
+		for range 6 {
+			directRPS += throughput(podURL) / 6
+			svcRPS += throughput(svcURL) / 6
 		}
 		b.ReportMetric(ms(pct(direct, 0.5))*1000, "pod-ip-p50-us")
 		b.ReportMetric(ms(pct(direct, 0.99))*1000, "pod-ip-p99-us")
