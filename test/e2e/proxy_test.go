@@ -14,28 +14,23 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiff/skiff/pkg/agent"
 	"github.com/skiff/skiff/test/e2e/framework"
 )
 
-// inPod runs script in a new busybox pod on the node and returns its
-// output; the pod is deleted afterwards. It fails the test if the script
-// does.
-func inPod(t *testing.T, c *framework.Cluster, k framework.Kubectl, name, script string) string {
+// clientPod starts a busybox pod that sleeps, for `kubectl exec`, and
+// returns a function running a shell script in it (failing the test if
+// the script fails).
+func clientPod(t *testing.T, c *framework.Cluster, k framework.Kubectl, name string) func(script string) string {
 	t.Helper()
-	k.MustIn(t, c, podYAML(name, busybox, "Never", "", "sh", "-c", script), "create", "-f", "-")
-	p := waitPod(t, c, name, 60*time.Second, "finished", func(p *corev1.Pod) bool {
-		return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
-	})
-	logs := k.Must(t, c, "logs", name)
-	k.Must(t, c, "delete", "pod", name, "--wait=false")
-	if p.Status.Phase != corev1.PodSucceeded {
-		t.Fatalf("pod %s failed:\n%s", name, logs)
+	k.MustIn(t, c, podYAML(name, busybox, "Never", "", "sleep", "3600"), "create", "-f", "-")
+	waitPod(t, c, name, 60*time.Second, "Running", running)
+	return func(script string) string {
+		t.Helper()
+		return k.Must(t, c, "exec", name, "--", "sh", "-c", script)
 	}
-	return logs
 }
 
 // hostnames counts the "hello from <pod>" answers in out by pod.
@@ -98,7 +93,11 @@ spec:
 
 	// By cluster IP, from a pod: every pod answers over many requests;
 	// the pod (started after the Service) has its environment variables.
-	out := inPod(t, c, k, "client", "env | grep ^KUBIA_; for i in $(seq 40); do wget -qO- http://"+ip+"/; done")
+	sh := clientPod(t, c, k, "client")
+	if env := k.Must(t, c, "exec", "client", "--", "env"); !strings.Contains(env, "KUBIA_SERVICE_HOST="+ip) || !strings.Contains(env, "KUBIA_SERVICE_PORT=80") {
+		t.Errorf("kubectl exec client -- env:\n%s", env)
+	}
+	out := sh("env | grep ^KUBIA_; for i in $(seq 40); do wget -qO- http://" + ip + "/; done")
 	if !strings.Contains(out, "KUBIA_SERVICE_HOST="+ip) || !strings.Contains(out, "KUBIA_SERVICE_PORT=80") || !strings.Contains(out, "KUBIA_PORT_80_TCP_ADDR="+ip) {
 		t.Errorf("service environment:\n%s", out)
 	}
@@ -106,7 +105,7 @@ spec:
 		t.Errorf("40 requests to %s reached %v, want all 3 pods", ip, seen)
 	}
 	// By DNS name, short and qualified.
-	out = inPod(t, c, k, "names", "cat /etc/resolv.conf; for n in kubia kubia.default kubia.default.svc.cluster.local; do wget -qO- http://$n/ || echo FAILED $n; done")
+	out = sh("cat /etc/resolv.conf; for n in kubia kubia.default kubia.default.svc.cluster.local; do wget -qO- http://$n/ || echo FAILED $n; done")
 	if strings.Contains(out, "FAILED") || len(hostnames(out)) == 0 || !strings.Contains(out, "search default.svc.cluster.local svc.cluster.local cluster.local") {
 		t.Errorf("requests by name:\n%s", out)
 	}
@@ -114,7 +113,7 @@ spec:
 	// Session affinity: 50 requests from one client reach one pod.
 	k.Must(t, c, "patch", "svc", "kubia", "-p", `{"spec":{"sessionAffinity":"ClientIP"}}`)
 	time.Sleep(time.Second) // let the proxy see it (it takes milliseconds)
-	out = inPod(t, c, k, "sticky", "for i in $(seq 50); do wget -qO- http://kubia/; done")
+	out = sh("for i in $(seq 50); do wget -qO- http://kubia/; done")
 	if seen := hostnames(out); len(seen) != 1 {
 		t.Errorf("with ClientIP affinity 50 requests reached %v", seen)
 	}
@@ -139,7 +138,7 @@ spec:
 		ep, err := c.Client().CoreV1().Endpoints("default").Get(ctx, "kubia-two", metav1.GetOptions{})
 		return err == nil && len(ep.Subsets) == 1 && len(ep.Subsets[0].Addresses) == 3 && len(ep.Subsets[0].Ports) == 2
 	})
-	out = inPod(t, c, k, "twoports", "echo; wget -qO- http://kubia-two:80/port; echo; wget -qO- http://kubia-two:443/port; echo")
+	out = sh("echo; wget -qO- http://kubia-two:80/port; echo; wget -qO- http://kubia-two:443/port; echo")
 	if !strings.Contains(out, "\n8080\n8443") {
 		t.Errorf("two-port service answered:\n%s", out)
 	}
@@ -224,7 +223,7 @@ spec:
 	framework.Eventually(t, 20*time.Second, "kubia-headless endpoints", func() bool {
 		return strings.Count(k.Run(c, "", nil, "get", "endpoints", "kubia-headless").Stdout, ":8080") == 3
 	})
-	out = inPod(t, c, k, "lookup", "nslookup kubia-headless; nslookup -type=SRV _https._tcp.kubia-two.default.svc.cluster.local; true")
+	out = sh("nslookup kubia-headless; nslookup -type=SRV _https._tcp.kubia-two.default.svc.cluster.local; true")
 	for _, p := range pods.Items {
 		if !strings.Contains(out, p.Status.PodIP) {
 			t.Errorf("nslookup kubia-headless lacks %s:\n%s", p.Status.PodIP, out)
@@ -243,7 +242,7 @@ spec:
 	}
 	// An ExternalName Service is a CNAME (here to a name in the cluster).
 	k.Must(t, c, "create", "service", "externalname", "alias", "--external-name", "kubia.default.svc.cluster.local")
-	out = inPod(t, c, k, "crossns", "nslookup elsewhere.other.svc.cluster.local; wget -O- http://elsewhere.other/ 2>&1; nslookup elsewhere >/dev/null 2>&1 || echo NOT-IN-DEFAULT; "+
+	out = sh("nslookup elsewhere.other.svc.cluster.local; wget -O- http://elsewhere.other/ 2>&1; nslookup elsewhere >/dev/null 2>&1 || echo NOT-IN-DEFAULT; " +
 		"nslookup -type=CNAME alias.default.svc.cluster.local; wget -qO- http://alias/")
 	// (busybox's nslookup applies the search path to dotless names only;
 	// wget resolves as applications do.) The ExternalName alias answers
