@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
@@ -143,27 +144,27 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 	}
 	log.Info("controller manager running")
 	gc := garbagecollector.New(meta, cached, log.With("controller", "garbagecollector"))
-	go func() {
+	// Run returns only once every controller has stopped, so a successor
+	// (another leader, or this one restarted) never races a sync of ours.
+	var wg sync.WaitGroup
+	wg.Go(func() {
 		if err := gc.Run(ctx, 5); err != nil && ctx.Err() == nil {
 			log.Error("garbage collector stopped", "err", err)
 		}
-	}()
+	})
 	if ipam != nil {
-		go ipam.Run(ctx, 1)
+		wg.Go(func() { ipam.Run(ctx, 1) })
 	}
-	go deploy.Run(ctx, 5)
-	go eps.Run(ctx, 5)
-	go lb.Run(ctx, 2)
-	go slices.Run(ctx, 5)
-	go rs.Run(ctx, 5)
-	go ds.Run(ctx, 2)
-	go rc.Run(ctx, 5)
-	go jobs.Run(ctx, 5)
-	go cj.Run(ctx, 5)
-	go ttl.Run(ctx, 2)
-	go sa.Run(ctx, 2)
-	go ca.Run(ctx, 2)
-	ns.Run(ctx, 5)
+	for _, run := range []func(){
+		func() { deploy.Run(ctx, 5) }, func() { eps.Run(ctx, 5) }, func() { lb.Run(ctx, 2) },
+		func() { slices.Run(ctx, 5) }, func() { rs.Run(ctx, 5) }, func() { ds.Run(ctx, 2) },
+		func() { rc.Run(ctx, 5) }, func() { jobs.Run(ctx, 5) }, func() { cj.Run(ctx, 5) },
+		func() { ttl.Run(ctx, 2) }, func() { sa.Run(ctx, 2) }, func() { ca.Run(ctx, 2) },
+		func() { ns.Run(ctx, 5) },
+	} {
+		wg.Go(run)
+	}
+	wg.Wait()
 	f.Shutdown()
 	return nil
 }

@@ -6,11 +6,12 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/skiff/skiff/pkg/network/netnstest"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -380,7 +381,7 @@ func TestConntrackEntriesOfGoneEndpointsAreDeleted(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
-	inNewNetns(t, func() {
+	netnstest.Do(t, netnstest.New(t), func() {
 		mk := func(src, dst, ep string, sport uint16) {
 			t.Helper()
 			f := &netlink.ConntrackFlow{FamilyType: unix.AF_INET, TimeOut: 100,
@@ -409,21 +410,4 @@ func TestConntrackEntriesOfGoneEndpointsAreDeleted(t *testing.T) {
 			t.Errorf("entries left %v, want %v", left, want)
 		}
 	})
-}
-
-// inNewNetns runs f on a locked thread in a new network namespace.
-func inNewNetns(t *testing.T, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread()
-		// The thread is not unlocked: it dies with the namespace.
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			t.Errorf("unshare: %v", err)
-			return
-		}
-		f()
-	}()
-	<-done
 }

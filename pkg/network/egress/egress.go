@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/knftables"
 
 	"github.com/skiff/skiff/pkg/controller/typedhandler"
+	"github.com/skiff/skiff/pkg/controller/workers"
 )
 
 // chain is the table's one chain.
@@ -198,46 +199,9 @@ func (m *Masquerade) Run(ctx context.Context) error {
 		return nil // stopped before the cache filled
 	}
 	m.queue.Add(m.cfg.NodeName)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := m.cfg.Clock.NewTicker(m.cfg.Resync)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C():
-				m.queue.Add(m.cfg.NodeName)
-			}
-		}
-	})
-	wg.Go(func() {
-		for m.next(ctx) {
-		}
-	})
-	<-ctx.Done()
-	m.queue.ShutDown()
-	wg.Wait()
+	go workers.Resync(ctx, m.queue, m.cfg.NodeName, m.cfg.Resync, m.cfg.Clock)
+	workers.Run(ctx, m.queue, 1, m.sync, m.cfg.Log.With("table", TableName(m.cfg.Bridge)))
 	return nil
-}
-
-// next handles the next work item; false when the queue is shut down.
-func (m *Masquerade) next(ctx context.Context) bool {
-	k, quit := m.queue.Get()
-	if quit {
-		return false
-	}
-	defer m.queue.Done(k)
-	if ctx.Err() != nil {
-		return false
-	}
-	if err := m.sync(ctx, k); err != nil {
-		m.cfg.Log.Warn("egress: write table failed, will retry", "err", err)
-		m.queue.AddRateLimited(k)
-		return true
-	}
-	m.queue.Forget(k)
-	return true
 }
 
 // sync writes the table for the Node's current pod range.

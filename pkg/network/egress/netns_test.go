@@ -6,67 +6,15 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/skiff/skiff/pkg/network/netnstest"
+
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 )
-
-// newNetns returns a fresh network namespace, gone (with its links and
-// nftables tables) when the test ends.
-func newNetns(t *testing.T) netns.NsHandle {
-	t.Helper()
-	var h netns.NsHandle
-	done := make(chan error)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread exits
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			done <- err
-			return
-		}
-		var err error
-		h, err = netns.Get()
-		done <- err
-	}()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
-}
-
-// inNetns runs f on a locked thread inside ns; processes it starts (nft,
-// run by knftables) start in ns too.
-func inNetns(t *testing.T, ns netns.NsHandle, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(ns); err != nil {
-			t.Error(err)
-			return
-		}
-		f()
-		if err := netns.Set(orig); err == nil {
-			runtime.UnlockOSThread()
-		}
-	}()
-	<-done
-	if t.Failed() {
-		t.FailNow()
-	}
-}
 
 func must(t *testing.T, err error) {
 	t.Helper()
@@ -108,7 +56,7 @@ func TestMasqueradeInANetworkNamespace(t *testing.T) {
 	if _, err := exec.LookPath("nft"); err != nil {
 		t.Skip("no nft binary (Debian package nftables)")
 	}
-	node, pod, peer, far := newNetns(t), newNetns(t), newNetns(t), newNetns(t)
+	node, pod, peer, far := netnstest.New(t), netnstest.New(t), netnstest.New(t), netnstest.New(t)
 	h := map[netns.NsHandle]*netlink.Handle{}
 	for _, ns := range []netns.NsHandle{node, pod, peer, far} {
 		nh, err := netlink.NewHandleAt(ns)
@@ -134,7 +82,7 @@ func TestMasqueradeInANetworkNamespace(t *testing.T) {
 	link(t, h[peer], "skft-node", []string{"192.0.2.2/24"}, [2]string{"10.77.1.0/24", "192.0.2.1"})
 	link(t, h[far], "lo", nil)
 	link(t, h[far], "skft-node", []string{"198.51.100.2/24"})
-	inNetns(t, node, func() {
+	netnstest.Do(t, node, func() {
 		// /proc/sys/net is the namespace of the thread that opens it.
 		if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644); err != nil {
 			t.Error(err)
@@ -144,7 +92,7 @@ func TestMasqueradeInANetworkNamespace(t *testing.T) {
 	// answers with the address it sees the client as.
 	listen := func(ns netns.NsHandle, addr string) string {
 		var ln net.Listener
-		inNetns(t, ns, func() {
+		netnstest.Do(t, ns, func() {
 			var err error
 			if ln, err = net.Listen("tcp", addr); err != nil {
 				t.Error(err)
@@ -169,7 +117,7 @@ func TestMasqueradeInANetworkNamespace(t *testing.T) {
 	// server saw ("" when the connection failed).
 	seenAs := func(addr string, timeout time.Duration) string {
 		var seen string
-		inNetns(t, pod, func() {
+		netnstest.Do(t, pod, func() {
 			c, err := net.DialTimeout("tcp", addr, timeout)
 			if err != nil {
 				return
@@ -187,7 +135,7 @@ func TestMasqueradeInANetworkNamespace(t *testing.T) {
 	const bridge = "skftest"
 	var m *Masquerade
 	ctx := context.Background()
-	inNetns(t, node, func() {
+	netnstest.Do(t, node, func() {
 		var err error
 		if m, err = New(Config{Bridge: bridge, ClusterCIDR: "10.77.0.0/16", Log: quiet}, nil); err != nil {
 			t.Error(err)
@@ -202,7 +150,7 @@ func TestMasqueradeInANetworkNamespace(t *testing.T) {
 	nft := func(args ...string) (string, error) {
 		var b []byte
 		var err error
-		inNetns(t, node, func() { b, err = exec.Command("nft", args...).CombinedOutput() })
+		netnstest.Do(t, node, func() { b, err = exec.Command("nft", args...).CombinedOutput() })
 		return string(b), err
 	}
 	table, err := nft("list", "table", "ip", TableName(bridge))
@@ -223,7 +171,7 @@ func TestMasqueradeInANetworkNamespace(t *testing.T) {
 		t.Errorf("pod to another node's pod seen as %q, want its own 10.77.1.2", got)
 	}
 
-	inNetns(t, node, func() {
+	netnstest.Do(t, node, func() {
 		for range 2 { // a second teardown finds nothing and is fine
 			if err := Teardown(ctx, bridge); err != nil {
 				t.Error(err)

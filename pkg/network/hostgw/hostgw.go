@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
 	"syscall"
 	"time"
 
@@ -25,6 +24,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/skiff/skiff/pkg/controller/typedhandler"
+	"github.com/skiff/skiff/pkg/controller/workers"
 )
 
 // Protocol is the route protocol (rtm_protocol) of every route hostgw
@@ -161,47 +161,9 @@ func (r *Routes) Run(ctx context.Context) error {
 		return nil // stopped before the cache filled
 	}
 	r.queue.Add(key)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := r.cfg.Clock.NewTicker(r.cfg.Resync)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C():
-				r.queue.Add(key)
-			}
-		}
-	})
-	wg.Go(func() {
-		for r.next(ctx) {
-		}
-	})
-	<-ctx.Done()
-	r.queue.ShutDown()
-	wg.Wait()
+	go workers.Resync(ctx, r.queue, key, r.cfg.Resync, r.cfg.Clock)
+	workers.Run(ctx, r.queue, 1, r.sync, r.cfg.Log)
 	return nil
-}
-
-// next runs one pass for the next work item; false when the queue is
-// shut down.
-func (r *Routes) next(ctx context.Context) bool {
-	k, quit := r.queue.Get()
-	if quit {
-		return false
-	}
-	defer r.queue.Done(k)
-	if ctx.Err() != nil {
-		return false
-	}
-	if err := r.sync(ctx, k); err != nil {
-		r.cfg.Log.Warn("hostgw: reconcile routes failed, will retry", "err", err)
-		r.queue.AddRateLimited(k)
-		return true
-	}
-	r.queue.Forget(k)
-	return true
 }
 
 // load reads the state file, or starts one with this owner's metric.

@@ -8,9 +8,10 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"testing"
 	"time"
+
+	"github.com/skiff/skiff/pkg/network/netnstest"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -21,55 +22,6 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	testingclock "k8s.io/utils/clock/testing"
 )
-
-// newNetns returns a fresh network namespace, gone when the test ends
-// (the thread that made it dies with its goroutine; the handle is the
-// last reference).
-func newNetns(t *testing.T) netns.NsHandle {
-	t.Helper()
-	var h netns.NsHandle
-	done := make(chan error)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread exits
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			done <- err
-			return
-		}
-		var err error
-		h, err = netns.Get()
-		done <- err
-	}()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
-}
-
-// inNetns runs f on a locked thread inside ns.
-func inNetns(t *testing.T, ns netns.NsHandle, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(ns); err != nil {
-			t.Error(err)
-			return
-		}
-		f()
-		if err := netns.Set(orig); err == nil {
-			runtime.UnlockOSThread()
-		}
-	}()
-	<-done
-}
 
 // handleAt is a netlink handle in ns, closed when the test ends.
 func handleAt(t *testing.T, ns netns.NsHandle) *netlink.Handle {
@@ -140,7 +92,7 @@ func TestRoutesInANetworkNamespace(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("needs root")
 	}
-	nsA, nsB := newNetns(t), newNetns(t)
+	nsA, nsB := netnstest.New(t), netnstest.New(t)
 	hA, hB := handleAt(t, nsA), handleAt(t, nsB)
 	la := netlink.NewLinkAttrs()
 	la.Name = "skft-a"
@@ -206,7 +158,7 @@ func TestRoutesInANetworkNamespace(t *testing.T) {
 
 	// The route carries traffic: a connects to b's pod address.
 	var ln net.Listener
-	inNetns(t, nsB, func() {
+	netnstest.Do(t, nsB, func() {
 		var err error
 		ln, err = net.Listen("tcp", "10.99.1.1:0")
 		if err != nil {
@@ -223,7 +175,7 @@ func TestRoutesInANetworkNamespace(t *testing.T) {
 			c.Close()
 		}
 	}()
-	inNetns(t, nsA, func() {
+	netnstest.Do(t, nsA, func() {
 		c, err := net.DialTimeout("tcp", ln.Addr().String(), 3*time.Second)
 		if err != nil {
 			t.Errorf("a to b's pod: %v", err)
@@ -273,7 +225,7 @@ func TestRoutesInANetworkNamespace(t *testing.T) {
 
 	// Teardown (in a's namespace, as the agent calls it in the host's)
 	// removes e's route and nothing else.
-	inNetns(t, nsA, func() {
+	netnstest.Do(t, nsA, func() {
 		if err := Teardown(dir); err != nil {
 			t.Error(err)
 		}

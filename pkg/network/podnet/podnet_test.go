@@ -5,40 +5,14 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 
+	"github.com/skiff/skiff/pkg/network/netnstest"
+
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 )
-
-// inNetns runs f on a locked thread inside ns and returns to the
-// thread's namespace after.
-func inNetns(t *testing.T, ns netns.NsHandle, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(ns); err != nil {
-			t.Error(err)
-			return
-		}
-		f()
-		if err := netns.Set(orig); err == nil {
-			runtime.UnlockOSThread()
-		}
-	}()
-	<-done
-}
 
 // TestPodsReachEachOtherThroughTheBridge runs the whole pod network inside
 // a network namespace of the test's own (standing in for the node): two
@@ -50,34 +24,12 @@ func TestPodsReachEachOtherThroughTheBridge(t *testing.T) {
 		t.Skip("needs root")
 	}
 	// The stand-in node and two pods, each a fresh network namespace.
-	mk := func() netns.NsHandle {
-		var h netns.NsHandle
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			runtime.LockOSThread() // the thread dies with the namespace
-			if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-				t.Error(err)
-				return
-			}
-			var err error
-			if h, err = netns.Get(); err != nil {
-				t.Error(err)
-			}
-		}()
-		<-done
-		if t.Failed() {
-			t.FailNow()
-		}
-		t.Cleanup(func() { h.Close() })
-		return h
-	}
-	node, podA, podB := mk(), mk(), mk()
+	node, podA, podB := netnstest.New(t), netnstest.New(t), netnstest.New(t)
 	path := func(h netns.NsHandle) string { return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), int(h)) }
 	state := filepath.Join(t.TempDir(), "ipam")
 	var n *Network
 	var ipA, ipB net.IP
-	inNetns(t, node, func() {
+	netnstest.Do(t, node, func() {
 		// t.Fatal must not run off the test's goroutine: report and stop.
 		var err error
 		if n, err = Setup("skftest0", "10.99.0.0/24", state); err != nil {
@@ -111,7 +63,7 @@ func TestPodsReachEachOtherThroughTheBridge(t *testing.T) {
 	}
 	// Pod A serves, pod B connects to A's address.
 	var ln net.Listener
-	inNetns(t, podA, func() {
+	netnstest.Do(t, podA, func() {
 		var err error
 		if ln, err = net.Listen("tcp", ipA.String()+":8080"); err != nil {
 			t.Error(err)
@@ -127,7 +79,7 @@ func TestPodsReachEachOtherThroughTheBridge(t *testing.T) {
 			c.Close()
 		}
 	}()
-	inNetns(t, podB, func() {
+	netnstest.Do(t, podB, func() {
 		c, err := net.DialTimeout("tcp", ipA.String()+":8080", 3*time.Second)
 		if err != nil {
 			t.Errorf("pod B to pod A: %v", err)
@@ -152,7 +104,7 @@ func TestPodsReachEachOtherThroughTheBridge(t *testing.T) {
 			t.Errorf("no default route via 10.99.0.1: %v", routes)
 		}
 	})
-	inNetns(t, node, func() {
+	netnstest.Do(t, node, func() {
 		if err := n.Detach("aaaaaaaaaaaaaaaa"); err != nil {
 			t.Error(err)
 		}
