@@ -163,11 +163,14 @@ spec:
 			return !containerReady(p) && cond != nil && cond.Status == corev1.ConditionFalse && running(p)
 		})
 		framework.Eventually(t, 30*time.Second, "the unready pod out of the endpoints", func() bool { return !inEndpoints() })
-		if out := k.Must(t, c, "get", "pod", "ready"); !regexp.MustCompile(`ready\s+0/1\s+Running\s+0\s`).MatchString(out) {
-			t.Errorf("failing readiness:\n%s", out)
-		}
-		if out := k.Must(t, c, "get", "endpoints", "ready"); strings.Contains(out, ip) {
-			t.Errorf("endpoints of the unready pod:\n%s", out)
+		// Every installed kubectl shows it so.
+		for _, k := range framework.Kubectls(t) {
+			if out := k.Must(t, c, "get", "pod", "ready"); !regexp.MustCompile(`ready\s+0/1\s+Running\s+0\s`).MatchString(out) {
+				t.Errorf("kubectl %s, failing readiness:\n%s", k.Name, out)
+			}
+			if out := k.Must(t, c, "get", "endpoints", "ready"); strings.Contains(out, ip) {
+				t.Errorf("kubectl %s, endpoints of the unready pod:\n%s", k.Name, out)
+			}
 		}
 		if _, err := get("http://" + ip + ":8080/heal"); err != nil {
 			t.Fatal(err)
@@ -195,21 +198,24 @@ spec:
 				return restarts(p) == n && running(p)
 			})
 		}
-		if out := k.Must(t, c, "get", "pod", "live"); !regexp.MustCompile(`live\s+1/1\s+Running\s+2\s`).MatchString(out) {
-			t.Errorf("get pod:\n%s", out)
-		}
-		desc := k.Must(t, c, "describe", "pod", "live")
-		for _, want := range []string{
-			"Liveness probe failed: HTTP probe failed with statuscode: 500",
-			"Container main failed liveness probe, will be restarted",
-			"Restart Count:  2",
-		} {
-			if !strings.Contains(desc, want) {
-				t.Errorf("describe pod lacks %q:\n%s", want, desc)
+		// Every installed kubectl shows the restarts and the probe's events.
+		for _, k := range framework.Kubectls(t) {
+			if out := k.Must(t, c, "get", "pod", "live"); !regexp.MustCompile(`live\s+1/1\s+Running\s+2\s`).MatchString(out) {
+				t.Errorf("kubectl %s get pod:\n%s", k.Name, out)
 			}
-		}
-		if !regexp.MustCompile(`Unhealthy\s+.*Liveness probe failed`).MatchString(desc) || !regexp.MustCompile(`Killing\s+.*failed liveness probe`).MatchString(desc) {
-			t.Errorf("describe pod events:\n%s", desc)
+			desc := k.Must(t, c, "describe", "pod", "live")
+			for _, want := range []string{
+				"Liveness probe failed: HTTP probe failed with statuscode: 500",
+				"Container main failed liveness probe, will be restarted",
+				"Restart Count:  2",
+			} {
+				if !strings.Contains(desc, want) {
+					t.Errorf("kubectl %s describe pod lacks %q:\n%s", k.Name, want, desc)
+				}
+			}
+			if !regexp.MustCompile(`Unhealthy\s+.*Liveness probe failed`).MatchString(desc) || !regexp.MustCompile(`Killing\s+.*failed liveness probe`).MatchString(desc) {
+				t.Errorf("kubectl %s describe pod events:\n%s", k.Name, desc)
+			}
 		}
 		if logs := k.Must(t, c, "logs", "live", "--previous"); !strings.Contains(logs, "GET /healthz kube-probe/1.33") {
 			t.Errorf("probe requests in the logs:\n%s", logs)

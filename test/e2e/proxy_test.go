@@ -97,6 +97,9 @@ spec:
 	if env := k.Must(t, c, "exec", "client", "--", "env"); !strings.Contains(env, "KUBIA_SERVICE_HOST="+ip) || !strings.Contains(env, "KUBIA_SERVICE_PORT=80") {
 		t.Errorf("kubectl exec client -- env:\n%s", env)
 	}
+	if hosts, cl := sh("cat /etc/hosts"), waitPod(t, c, "client", time.Second, "Running", running); !strings.Contains(hosts, cl.Status.PodIP+"\tclient\n") {
+		t.Errorf("the pod's own name is not in its /etc/hosts:\n%s", hosts)
+	}
 	out := sh("env | grep ^KUBIA_; for i in $(seq 40); do wget -qO- http://" + ip + "/; done")
 	if !strings.Contains(out, "KUBIA_SERVICE_HOST="+ip) || !strings.Contains(out, "KUBIA_SERVICE_PORT=80") || !strings.Contains(out, "KUBIA_PORT_80_TCP_ADDR="+ip) {
 		t.Errorf("service environment:\n%s", out)
@@ -170,7 +173,8 @@ spec:
 		return err == nil && strings.HasPrefix(body, "hello from kubia-")
 	})
 
-	// Hairpin: a pod reaches itself through its own Service.
+	// Hairpin: a pod reaches itself through its own Service (not named
+	// like the pod: /etc/hosts maps the pod's own name to its address).
 	k.MustIn(t, c, `apiVersion: v1
 kind: Pod
 metadata:
@@ -185,12 +189,12 @@ spec:
     imagePullPolicy: Never
   - name: client
     image: `+busybox+`
-    command: ["sh", "-c", "for i in $(seq 100); do wget -qO- http://hairpin/ && break; sleep 0.2; done; sleep 3600"]
+    command: ["sh", "-c", "for i in $(seq 100); do wget -qO- http://myself/ && break; sleep 0.2; done; sleep 3600"]
 ---
 apiVersion: v1
 kind: Service
 metadata:
-  name: hairpin
+  name: myself
 spec:
   selector:
     app: hairpin

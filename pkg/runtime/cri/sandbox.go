@@ -58,6 +58,13 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandb
 			return nil, fmt.Errorf("pod network: %w", err)
 		}
 		rec.IP = ip.String()
+		// As the kubelet's managed hosts file: the pod's own name
+		// resolves to its address.
+		if err := appendLine(sandbox.Sandbox{Dir: s.sandboxDir(id)}.File("hosts"), rec.IP+"\t"+hostname); err != nil {
+			s.detach(id)
+			_ = sandbox.Remove(s.sandboxDir(id))
+			return nil, fmt.Errorf("pod hosts file: %w", err)
+		}
 	}
 	if err := s.saveSandbox(rec); err != nil {
 		s.detach(id)
@@ -68,6 +75,19 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandb
 	s.sandboxes[id] = rec
 	s.mu.Unlock()
 	return &runtimeapi.RunPodSandboxResponse{PodSandboxId: id}, nil
+}
+
+// appendLine adds line to the file at path.
+func appendLine(path, line string) error {
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(line + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // detach takes a sandbox off the pod network (its veth and address).
