@@ -33,6 +33,7 @@ const (
 	markMasqChain         = "mark-for-masquerade"
 	clusterDNSChain       = "cluster-dns"
 
+	hairpinSet             = "hairpin"
 	serviceIPsMap          = "service-ips"
 	serviceNodePortsMap    = "service-nodeports"
 	noEndpointServicesMap  = "no-endpoint-services"
@@ -98,6 +99,9 @@ func newFragment(inputs []any) *fragment {
 // difference from what is installed.
 type ruleset struct {
 	fragments map[string]*fragment
+	// hairpin holds every endpoint IP: a connection DNATed back to its
+	// own source is masqueraded (see hairpinSet).
+	hairpin map[string]bool
 }
 
 // merged is every fragment in one (for tests and inspection).
@@ -191,6 +195,14 @@ func computeRules(in rulesInput, prev *ruleset) *ruleset {
 			}
 		}
 		r.fragments[id] = f
+	}
+	r.hairpin = make(map[string]bool, len(r.fragments)*4)
+	for _, f := range r.fragments {
+		for ep := range f.endpoints {
+			if host, _, err := net.SplitHostPort(ep); err == nil {
+				r.hairpin[host] = true
+			}
+		}
 	}
 	return r
 }
@@ -332,32 +344,44 @@ func (r *fragment) addServicePort(in rulesInput, svc *corev1.Service, sp *corev1
 	epChain := func(e endpoint) string { return chainName("endpoint", epID(e)) }
 	affinitySet := func(e endpoint) string { return chainName("affinity", epID(e)) }
 	for _, e := range all {
-		rules := []string{fmt.Sprintf("ip saddr %s jump %s", e.ip, markMasqChain)}
-		if affinity > 0 {
-			r.sets[affinitySet(e)] = affinity
-			rules = append(rules, fmt.Sprintf("update @%s { ip saddr }", affinitySet(e)))
-		}
-		rules = append(rules, fmt.Sprintf("meta l4proto %s dnat to %s", proto, e))
-		r.chains[epChain(e)] = rules
 		r.endpoints[e.String()] = true
+		if affinity > 0 {
+			// Only affinity needs a chain per endpoint: the choice is
+			// remembered there, per client.
+			r.sets[affinitySet(e)] = affinity
+			r.chains[epChain(e)] = []string{
+				fmt.Sprintf("update @%s { ip saddr }", affinitySet(e)),
+				fmt.Sprintf("meta l4proto %s dnat to %s", proto, e),
+			}
+		}
 	}
 	balance := func(eps []endpoint) []string {
-		if len(eps) == 0 {
+		switch {
+		case len(eps) == 0:
 			// externalTrafficPolicy/internalTrafficPolicy Local without a
 			// local endpoint: dropped, as upstream.
 			return []string{"drop"}
-		}
-		var rules []string
-		if affinity > 0 {
+		case affinity > 0:
+			var rules []string
 			for _, e := range eps {
 				rules = append(rules, fmt.Sprintf("ip saddr @%s goto %s", affinitySet(e), epChain(e)))
 			}
+			targets := make([]string, len(eps))
+			for i, e := range eps {
+				targets[i] = fmt.Sprintf("%d : goto %s", i, epChain(e))
+			}
+			return append(rules, fmt.Sprintf("numgen random mod %d vmap { %s }", len(eps), strings.Join(targets, " , ")))
+		case len(eps) == 1:
+			return []string{fmt.Sprintf("meta l4proto %s dnat to %s", proto, eps[0])}
+		default:
+			// One rule picks and translates: far fewer objects for nft to
+			// load than a chain per endpoint, which keeps syncs fast.
+			targets := make([]string, len(eps))
+			for i, e := range eps {
+				targets[i] = fmt.Sprintf("%d : %s . %d", i, e.ip, e.port)
+			}
+			return []string{fmt.Sprintf("meta l4proto %s dnat ip to numgen random mod %d map { %s }", proto, len(eps), strings.Join(targets, " , "))}
 		}
-		targets := make([]string, len(eps))
-		for i, e := range eps {
-			targets[i] = fmt.Sprintf("%d : goto %s", i, epChain(e))
-		}
-		return append(rules, fmt.Sprintf("numgen random mod %d vmap { %s }", len(eps), strings.Join(targets, " , ")))
 	}
 
 	svcRules := []string{}

@@ -42,7 +42,13 @@ var baseChains = []baseChain{
 		[]string{"ct state new jump " + serviceEndpointsCheck, "ct state new jump " + nodePortEndpointsChk}},
 	{natPrerouting, knftables.NATType, knftables.PreroutingHook, knftables.DNATPriority, []string{"jump " + servicesChain}},
 	{natOutput, knftables.NATType, knftables.OutputHook, knftables.DNATPriority, []string{"jump " + servicesChain}},
-	{natPostrouting, knftables.NATType, knftables.PostroutingHook, knftables.SNATPriority, []string{"jump " + masqueradingChain}},
+	{natPostrouting, knftables.NATType, knftables.PostroutingHook, knftables.SNATPriority, []string{
+		// Hairpin: a connection DNATed back to the pod it came from
+		// leaves with the node's address, or the pod would drop its own
+		// address arriving from outside.
+		"ct status dnat ip saddr . ip daddr @" + hairpinSet + " masquerade fully-random",
+		"jump " + masqueradingChain,
+	}},
 }
 
 // staticChains are the regular chains whose rules never change.
@@ -104,6 +110,10 @@ func (t *table) replaceAll(tx *knftables.Transaction, want *ruleset) {
 	for name := range staticChains {
 		tx.Add(&knftables.Chain{Name: name})
 	}
+	tx.Add(&knftables.Set{Name: hairpinSet, Type: "ipv4_addr . ipv4_addr"})
+	for ip := range want.hairpin {
+		tx.Add(hairpinElement(ip))
+	}
 	empty := newFragment(nil)
 	var changes []change
 	for _, id := range slices.Sorted(maps.Keys(want.fragments)) {
@@ -146,6 +156,21 @@ func (t *table) diff(tx *knftables.Transaction, have, want *ruleset) {
 		}
 	}
 	writeChanges(tx, changes, nil)
+	for ip := range want.hairpin {
+		if !have.hairpin[ip] {
+			tx.Add(hairpinElement(ip))
+		}
+	}
+	for ip := range have.hairpin {
+		if !want.hairpin[ip] {
+			tx.Delete(hairpinElement(ip))
+		}
+	}
+}
+
+// hairpinElement is ip's element of the hairpin set ("ip . ip").
+func hairpinElement(ip string) *knftables.Element {
+	return &knftables.Element{Set: hairpinSet, Key: []string{ip, ip}}
 }
 
 // writeChanges adds the changes to tx. Order matters within the
