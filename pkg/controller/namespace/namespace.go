@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/skiff/skiff/pkg/controller/workers"
+
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -63,36 +65,17 @@ func New(client kubernetes.Interface, dyn dynamic.Interface, disc discovery.Disc
 	return c, err
 }
 
-// Run processes deleted namespaces with workers goroutines until ctx ends.
-func (c *Controller) Run(ctx context.Context, workers int) {
-	defer c.queue.ShutDown()
-	for range workers {
-		go func() {
-			for c.next(ctx) {
-			}
-		}()
-	}
-	<-ctx.Done()
-}
-
-func (c *Controller) next(ctx context.Context) bool {
-	name, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(name)
-	remaining, err := c.sync(ctx, name)
-	switch {
-	case err != nil:
-		c.log.Warn("namespace deletion", "namespace", name, "err", err)
-		c.queue.AddRateLimited(name)
-	case remaining:
-		c.queue.Forget(name)
-		c.queue.AddAfter(name, c.Recheck)
-	default:
-		c.queue.Forget(name)
-	}
-	return true
+// Run processes deleted namespaces with n goroutines until ctx ends and
+// they have stopped.
+func (c *Controller) Run(ctx context.Context, n int) {
+	workers.Run(ctx, c.queue, n, func(ctx context.Context, name string) error {
+		remaining, err := c.sync(ctx, name)
+		if err == nil && remaining {
+			// Objects are still going: look again later.
+			c.queue.AddAfter(name, c.Recheck)
+		}
+		return err
+	}, c.log)
 }
 
 // sync deletes a terminating namespace's contents; it reports whether
