@@ -38,8 +38,17 @@ func TestExec(t *testing.T) {
 	k0.MustIn(t, c, podYAML("shell", busybox, "Always", "", "sleep", "3600"), "create", "-f", "-")
 	k0.MustIn(t, c, podYAML("ticker", busybox, "Always", "", "sh", "-c", "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done"), "create", "-f", "-")
 	k0.MustIn(t, c, podYAML("half", busybox, "Never", "  - name: done\n    image: "+busybox+"\n    imagePullPolicy: IfNotPresent\n    command: [\"true\"]\n", "sleep", "3600"), "create", "-f", "-")
+	k0.MustIn(t, c, podYAML("envuser", busybox, "Always", "    env:\n    - name: GREETING\n      value: hello-from-the-spec\n    securityContext:\n      runAsUser: 1234\n      runAsGroup: 2345\n", "sleep", "3600"), "create", "-f", "-")
 	waitPod(t, c, "shell", 30*time.Second, "Running", running)
 	waitPod(t, c, "ticker", 30*time.Second, "Running", running)
+	waitPod(t, c, "envuser", 30*time.Second, "Running", running)
+	// Exec runs as the container does: its environment, user and group,
+	// its cgroup.
+	if out := k0.Must(t, c, "exec", "envuser", "--", "sh", "-c", "echo $GREETING $(id -u) $(id -g); cat /proc/self/cgroup; cat /proc/1/cgroup"); !strings.HasPrefix(out, "hello-from-the-spec 1234 2345\n") {
+		t.Errorf("exec environment and user: %q", out)
+	} else if lines := strings.Split(strings.TrimSpace(strings.SplitN(out, "\n", 2)[1]), "\n"); len(lines)%2 != 0 || strings.Join(lines[:len(lines)/2], "\n") != strings.Join(lines[len(lines)/2:], "\n") {
+		t.Errorf("exec is not in the container's cgroups:\n%s", out)
+	}
 	waitPod(t, c, "half", 30*time.Second, "with one container done", func(p *corev1.Pod) bool {
 		for _, s := range p.Status.ContainerStatuses {
 			if s.Name == "done" && s.State.Terminated != nil {
