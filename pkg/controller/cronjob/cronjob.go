@@ -19,6 +19,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/skiff/skiff/pkg/controller/recorder"
+
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -29,7 +31,6 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	batchlisters "k8s.io/client-go/listers/batch/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
@@ -155,10 +156,9 @@ func (c *Controller) controllerKey(j *batchv1.Job) (string, bool) {
 
 // Run starts the recorder and n workers and runs until ctx ends.
 func (c *Controller) Run(ctx context.Context, n int) {
-	b := record.NewBroadcaster(record.WithContext(ctx))
-	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
-	defer b.Shutdown()
-	c.recorder = b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "cronjob-controller"})
+	rec, stop := recorder.Start(ctx, c.client, "cronjob-controller")
+	defer stop()
+	c.recorder = rec
 	workers.Run(ctx, c.queue, n, c.syncAndRequeue, c.log)
 }
 

@@ -18,6 +18,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/skiff/skiff/pkg/controller/recorder"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -26,8 +28,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -127,10 +127,9 @@ func (c *Controller) enqueueMatching(rs *appsv1.ReplicaSet) {
 
 // Run starts the event recorder and n workers and runs until ctx ends.
 func (c *Controller) Run(ctx context.Context, n int) {
-	b := record.NewBroadcaster(record.WithContext(ctx))
-	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
-	defer b.Shutdown()
-	c.recorder = b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "deployment-controller"})
+	rec, stop := recorder.Start(ctx, c.client, "deployment-controller")
+	defer stop()
+	c.recorder = rec
 	workers.Run(ctx, c.queue, n, c.sync, c.log)
 }
 

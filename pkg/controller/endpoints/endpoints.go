@@ -26,6 +26,8 @@ import (
 	"maps"
 	"sync"
 
+	"github.com/skiff/skiff/pkg/controller/recorder"
+
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -33,8 +35,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
@@ -113,10 +113,9 @@ func New(client kubernetes.Interface, f informers.SharedInformerFactory, clk clo
 // Run starts the event recorder and n workers and runs until ctx ends.
 // The informers must have synced.
 func (c *Controller) Run(ctx context.Context, n int) {
-	b := record.NewBroadcaster(record.WithContext(ctx))
-	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
-	defer b.Shutdown()
-	c.recorder = b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: ControllerName})
+	rec, stop := recorder.Start(ctx, c.client, ControllerName)
+	defer stop()
+	c.recorder = rec
 	workers.Run(ctx, c.queue, n, c.sync, c.log)
 }
 

@@ -25,6 +25,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/skiff/skiff/pkg/controller/recorder"
+
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -32,8 +34,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
@@ -136,10 +136,9 @@ func (c *Controller) enqueueSlice(s *discoveryv1.EndpointSlice) {
 // Run starts the event recorder and n workers and runs until ctx ends.
 // The informers must have synced.
 func (c *Controller) Run(ctx context.Context, n int) {
-	b := record.NewBroadcaster(record.WithContext(ctx))
-	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
-	defer b.Shutdown()
-	c.recorder = b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: ControllerName})
+	rec, stop := recorder.Start(ctx, c.client, ControllerName)
+	defer stop()
+	c.recorder = rec
 	workers.Run(ctx, c.queue, n, c.sync, c.log)
 }
 

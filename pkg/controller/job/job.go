@@ -24,6 +24,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/skiff/skiff/pkg/controller/recorder"
+
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -33,8 +35,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	batchlisters "k8s.io/client-go/listers/batch/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -192,10 +192,9 @@ func (c *Controller) finalizerRemovalPending(key string, uid types.UID) bool {
 
 // Run starts the event recorder and n workers and runs until ctx ends.
 func (c *Controller) Run(ctx context.Context, n int) {
-	b := record.NewBroadcaster(record.WithContext(ctx))
-	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
-	defer b.Shutdown()
-	c.recorder = b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "job-controller"})
+	rec, stop := recorder.Start(ctx, c.client, "job-controller")
+	defer stop()
+	c.recorder = rec
 	workers.Run(ctx, c.queue, n, c.sync, c.log)
 }
 

@@ -14,6 +14,8 @@ import (
 	"net"
 	"sync"
 
+	"github.com/skiff/skiff/pkg/controller/recorder"
+
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,8 +23,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
@@ -88,10 +88,9 @@ func New(client kubernetes.Interface, f informers.SharedInformerFactory, cluster
 // workers until ctx ends.
 func (c *Controller) Run(ctx context.Context, n int) {
 	c.occupyExisting()
-	b := record.NewBroadcaster(record.WithContext(ctx))
-	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
-	defer b.Shutdown()
-	c.recorder = b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "cidrAllocator"})
+	rec, stop := recorder.Start(ctx, c.client, "cidrAllocator")
+	defer stop()
+	c.recorder = rec
 	workers.Run(ctx, c.queue, n, c.sync, c.log)
 }
 
