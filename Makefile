@@ -12,7 +12,7 @@ BUILD_DATE := $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS   := -s -w -X $(PKG)/pkg/version.GitCommit=$(GIT_COMMIT) -X $(PKG)/pkg/version.BuildDate=$(BUILD_DATE)
 DATA_DIR  ?= /var/lib/skiff
 
-.PHONY: all build run test vet unit e2e bench clean
+.PHONY: all build run test check vet unit e2e bench conformance clean
 
 all: build
 
@@ -33,7 +33,11 @@ build:
 run: build
 	$(BIN) server --data-dir $(DATA_DIR)
 
-test: vet unit e2e
+test: check vet unit e2e
+
+# The tracked tree holds no file over 5 MB (build outputs are ignored).
+check:
+	hack/check-tracked-sizes
 
 vet:
 	$(GO) vet ./...
@@ -48,6 +52,12 @@ e2e: build
 
 bench: build
 	hack/bench/run.sh
+
+# Kubernetes' own conformance suite against a throw-away cluster; see
+# hack/conformance/README.md. SMOKE=1 runs only the specs known to pass;
+# FOCUS=regexp picks specs; results go to hack/conformance/results/.
+conformance: build
+	SMOKE=$(SMOKE) FOCUS='$(FOCUS)' hack/conformance/run.sh
 
 clean:
 	rm -rf bin $(BUNDLE)/*.gz
