@@ -366,6 +366,9 @@ func (s *Service) StartContainer(ctx context.Context, req *runtimeapi.StartConta
 	if err != nil {
 		return nil, err
 	}
+	// The baseline is taken before the container's cgroup exists (zero)
+	// or, for a cgroup that somehow outlived an earlier start, from it.
+	oomAtStart := s.oomKills(rec)
 	p, hub, drained, err := s.startProcess(c, spec.Process, rec, out)
 	if err != nil {
 		out.Close()
@@ -375,7 +378,7 @@ func (s *Service) StartContainer(ctx context.Context, req *runtimeapi.StartConta
 	pid, _ := p.Pid()
 	done := make(chan struct{})
 	s.mu.Lock()
-	rec.State, rec.StartedAt, rec.Pid = stateRunning, s.now(), pid
+	rec.State, rec.StartedAt, rec.Pid, rec.OOMKillsAtStart = stateRunning, s.now(), pid, oomAtStart
 	s.exited[rec.ID] = done
 	s.logs[rec.ID] = out
 	s.attach[rec.ID] = hub
@@ -393,14 +396,7 @@ func (s *Service) StartContainer(ctx context.Context, req *runtimeapi.StartConta
 		hub.close()
 		out.Close()
 		code := runc.ExitCode(st)
-		reason := "Completed"
-		if code != 0 {
-			reason = "Error"
-		}
-		if code == 137 && s.oomKilled(rec) {
-			reason = "OOMKilled"
-		}
-		s.finish(rec, code, reason, "")
+		s.finish(rec, code, terminationReason(code, oomAtStart, s.oomKills(rec)), "")
 		close(done)
 	}()
 	return &runtimeapi.StartContainerResponse{}, nil
@@ -474,26 +470,20 @@ func (s *Service) processOf(rec *containerRecord) (*specs.Process, error) {
 	return runc.BuildSpec(runc.ContainerSpec{Process: p}).Process, nil
 }
 
-// oomKilled reports whether the container's memory cgroup recorded an OOM
-// kill (cgroup v1 memory.oom_control).
-func (s *Service) oomKilled(rec *containerRecord) bool {
+// oomKills is the OOM kill count of the container's memory cgroup; a
+// count that cannot be read is logged and taken as zero.
+func (s *Service) oomKills(rec *containerRecord) uint64 {
 	s.mu.Lock()
 	sb := s.sandboxes[rec.SandboxID]
 	s.mu.Unlock()
 	if sb == nil {
-		return false
+		return 0
 	}
-	b, err := os.ReadFile(filepath.Join(runc.CgroupRoot, "memory", sb.Cgroup, rec.ID, "memory.oom_control"))
+	n, err := oomKills(memoryCgroupDir(filepath.Join(sb.Cgroup, rec.ID)))
 	if err != nil {
-		return false
+		s.cfg.Log.Warn("container OOM kill count", "container", rec.ID, "err", err)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "oom_kill "); ok {
-			n, _ := strconv.Atoi(strings.TrimSpace(v))
-			return n > 0
-		}
-	}
-	return false
+	return n
 }
 
 // finish records a container's exit.
@@ -667,6 +657,10 @@ func (s *Service) readopt(rec *containerRecord) {
 				}
 			}
 		}
-		s.finish(rec, 255, "Unknown", "the container runtime restarted while the container ran; its exit status is unknown")
+		reason := "Unknown"
+		if s.oomKills(rec) > rec.OOMKillsAtStart {
+			reason = reasonOOMKilled
+		}
+		s.finish(rec, 255, reason, "the container runtime restarted while the container ran; its exit status is unknown")
 	}()
 }

@@ -42,7 +42,10 @@ type containerRecord struct {
 	Reason     string    `json:"reason,omitempty"`
 	Message    string    `json:"message,omitempty"`
 	Pid        int       `json:"pid,omitempty"`
-	LogPath    string    `json:"logPath,omitempty"`
+	// OOMKillsAtStart is the memory cgroup's OOM kill count when the
+	// container started: more at exit means it was OOM-killed.
+	OOMKillsAtStart uint64 `json:"oomKillsAtStart,omitempty"`
+	LogPath         string `json:"logPath,omitempty"`
 
 	config *runtimeapi.ContainerConfig
 }
