@@ -8,6 +8,8 @@
 #   SKIP=regexp    skip these (default: \[Serial\]|\[Disruptive\])
 #   PROCS=N        parallel Ginkgo processes (default: 2 on this 2-core kind)
 #   RESULTS=dir    where reports go (default hack/conformance/results)
+#   GINKGO_ARGS=.. extra ginkgo flags, e.g. -v to log every spec's name and
+#                  timeline (so an interrupted run still shows what passed)
 #   SKIFF_CONFORMANCE_CACHE  where built binaries are kept between runs
 #                  (default /var/cache/skiff-conformance)
 set -euo pipefail
@@ -114,7 +116,7 @@ rm -rf "$results"
 mkdir -p "$results"
 log "running e2e.test with $procs processes (log: $results/e2e.log)"
 set +e
-"$cache/ginkgo" --procs="$procs" --focus="$focus" --skip="$skip" --no-color --timeout=3h \
+"$cache/ginkgo" --procs="$procs" --focus="$focus" --skip="$skip" --no-color --timeout=3h ${GINKGO_ARGS:-} \
 	--json-report=report.json --junit-report=junit.xml --output-dir="$results" \
 	"$cache/e2e.test" -- \
 	--kubeconfig="$kubeconfig" --provider=skeleton --kubectl-path="$work/kubectl" \
