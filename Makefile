@@ -10,6 +10,13 @@ PKG       := github.com/skiff/skiff
 GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 BUILD_DATE := $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS   := -s -w -X $(PKG)/pkg/version.GitCommit=$(GIT_COMMIT) -X $(PKG)/pkg/version.BuildDate=$(BUILD_DATE)
+# The embedded kubectl reports the version of the k8s.io/kubectl module it
+# is built from (v0.X.Y -> v1.X.Y), as a released kubectl does.
+KUBECTL_MOD := $(shell $(GO) list -m -f '{{.Version}}' k8s.io/kubectl 2>/dev/null)
+KUBECTL_VERSION := v1.$(patsubst v0.%,%,$(KUBECTL_MOD))
+KUBECTL_MINOR := $(word 2,$(subst ., ,$(KUBECTL_VERSION)))
+KUBE_VERSION_PKGS := k8s.io/component-base/version k8s.io/client-go/pkg/version
+LDFLAGS   += $(foreach p,$(KUBE_VERSION_PKGS),-X $(p).gitVersion=$(KUBECTL_VERSION) -X $(p).gitMajor=1 -X $(p).gitMinor=$(KUBECTL_MINOR) -X $(p).gitTreeState=clean -X $(p).buildDate=$(BUILD_DATE))
 DATA_DIR  ?= /var/lib/skiff
 
 .PHONY: all build run test check vet unit e2e bench conformance clean
