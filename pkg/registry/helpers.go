@@ -33,10 +33,18 @@ var AgeColumn = metav1.TableColumnDefinition{Name: "Age", Type: "string", Descri
 type StatusOnly struct {
 	// Validate, when set, checks the new status.
 	Validate func(ctx context.Context, obj, old runtime.Object) field.ErrorList
+	// Metadata lets status updates change metadata too (labels,
+	// annotations, finalizers), as upstream's job and cronjob status
+	// strategies do; by default they may not.
+	Metadata bool
 }
 
 // PrepareForUpdate implements StatusStrategy.
 func (s StatusOnly) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
+	if s.Metadata {
+		KeepSpec(obj, old)
+		return
+	}
 	KeepAllButStatus(obj, old)
 }
 
@@ -51,6 +59,17 @@ func (s StatusOnly) ValidateUpdate(ctx context.Context, obj, old runtime.Object)
 // KeepAllButStatus copies every top-level field except Status from old into
 // obj, and resets the metadata a status update may not change.
 func KeepAllButStatus(obj, old runtime.Object) {
+	KeepSpec(obj, old)
+	newMeta, err1 := meta.Accessor(obj)
+	oldMeta, err2 := meta.Accessor(old)
+	if err1 == nil && err2 == nil {
+		metav1.ResetObjectMetaForStatus(newMeta, oldMeta)
+	}
+}
+
+// KeepSpec copies every top-level field except TypeMeta, ObjectMeta and
+// Status from old into obj.
+func KeepSpec(obj, old runtime.Object) {
 	a, b := reflect.ValueOf(obj).Elem(), reflect.ValueOf(old).Elem()
 	for i := 0; i < a.NumField(); i++ {
 		switch a.Type().Field(i).Name {
@@ -58,11 +77,6 @@ func KeepAllButStatus(obj, old runtime.Object) {
 			continue
 		}
 		a.Field(i).Set(b.Field(i))
-	}
-	newMeta, err1 := meta.Accessor(obj)
-	oldMeta, err2 := meta.Accessor(old)
-	if err1 == nil && err2 == nil {
-		metav1.ResetObjectMetaForStatus(newMeta, oldMeta)
 	}
 }
 

@@ -462,7 +462,9 @@ func (s *Store) prepareUpdate(ctx context.Context, ns, name string, current runt
 	}
 	if sub != nil {
 		sub.PrepareForUpdate(ctx, obj, old)
-		errs = apivalidation.ValidateObjectMetaAccessorUpdate(acc, oldAcc, field.NewPath("metadata"))
+		// Status strategies that let metadata through need it valid.
+		errs = s.validateMeta(acc)
+		errs = append(errs, apivalidation.ValidateObjectMetaAccessorUpdate(acc, oldAcc, field.NewPath("metadata"))...)
 		errs = append(errs, sub.ValidateUpdate(ctx, obj, old)...)
 	} else {
 		strat.Default(obj)

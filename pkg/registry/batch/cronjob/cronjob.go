@@ -30,7 +30,7 @@ func NewResource() *registry.Resource {
 		New:                  func() runtime.Object { return &batchv1.CronJob{} },
 		NewList:              func() runtime.Object { return &batchv1.CronJobList{} },
 		Strategy:             strategy{},
-		Status:               registry.StatusOnly{},
+		Status:               registry.StatusOnly{Metadata: true},
 		Table: &registry.TableColumns{
 			Columns: append([]metav1.TableColumnDefinition{
 				registry.NameColumn,

@@ -39,7 +39,7 @@ func NewResource() *registry.Resource {
 		New:                  func() runtime.Object { return &batchv1.Job{} },
 		NewList:              func() runtime.Object { return &batchv1.JobList{} },
 		Strategy:             strategy{},
-		Status:               registry.StatusOnly{},
+		Status:               registry.StatusOnly{Metadata: true},
 		Fields: func(obj runtime.Object) fields.Set {
 			return fields.Set{"status.successful": fmt.Sprint(obj.(*batchv1.Job).Status.Succeeded)}
 		},
