@@ -17,8 +17,10 @@ import (
 	"github.com/skiff/skiff/pkg/registry"
 	"github.com/skiff/skiff/pkg/registry/configmap"
 	"github.com/skiff/skiff/pkg/registry/event"
+	"github.com/skiff/skiff/pkg/registry/limitrange"
 	"github.com/skiff/skiff/pkg/registry/namespace"
 	"github.com/skiff/skiff/pkg/registry/pod"
+	"github.com/skiff/skiff/pkg/registry/resourcequota"
 	"github.com/skiff/skiff/pkg/storage"
 	"github.com/skiff/skiff/pkg/storage/cacher"
 	"github.com/skiff/skiff/pkg/storage/etcd3"
@@ -140,6 +142,8 @@ func buildStores(ctx context.Context, st *etcd3.Store, clk clock.PassiveClock, c
 // coreResources adds the core/v1 resources without special wiring.
 func coreResources(b *builder) error {
 	b.add(configmap.NewResource())
+	b.add(resourcequota.NewResource())
+	b.add(limitrange.NewResource())
 	return nil
 }
 
