@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -67,11 +66,12 @@ func (k *Kubelet) envFor(ctx context.Context, p *corev1.Pod, c *corev1.Container
 			}
 		}
 	}
+	allocatable := k.allocatableOnce(ctx)
 	for _, e := range c.Env {
 		v := e.Value
 		if e.ValueFrom != nil {
 			var err error
-			if v, err = k.envValueFrom(ctx, p, c, e.ValueFrom); err != nil {
+			if v, err = k.envValueFrom(ctx, p, c, e.ValueFrom, allocatable); err != nil {
 				return nil, fmt.Errorf("env %s: %w", e.Name, err)
 			}
 		} else {
@@ -141,12 +141,12 @@ func (k *Kubelet) envSource(ctx context.Context, ns string, from corev1.EnvFromS
 	return nil, false, nil
 }
 
-func (k *Kubelet) envValueFrom(ctx context.Context, p *corev1.Pod, c *corev1.Container, from *corev1.EnvVarSource) (string, error) {
+func (k *Kubelet) envValueFrom(ctx context.Context, p *corev1.Pod, c *corev1.Container, from *corev1.EnvVarSource, allocatable allocatableFunc) (string, error) {
 	switch {
 	case from.FieldRef != nil:
 		return podField(p, from.FieldRef.FieldPath, k.cfg.NodeIP)
 	case from.ResourceFieldRef != nil:
-		return resourceField(c, from.ResourceFieldRef)
+		return resourceField(p, c, from.ResourceFieldRef, allocatable)
 	case from.ConfigMapKeyRef != nil:
 		ref := from.ConfigMapKeyRef
 		cm, err := k.cfg.Client.CoreV1().ConfigMaps(p.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
@@ -207,33 +207,6 @@ func podField(p *corev1.Pod, path, hostIP string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("unsupported field path %q", path)
-}
-
-// resourceField resolves limits.cpu, requests.memory, ... in the divisor's
-// units, rounding up as upstream does.
-func resourceField(c *corev1.Container, ref *corev1.ResourceFieldSelector) (string, error) {
-	kind, name, ok := strings.Cut(ref.Resource, ".")
-	if !ok {
-		return "", fmt.Errorf("unsupported resource %q", ref.Resource)
-	}
-	list := c.Resources.Limits
-	if kind == "requests" {
-		list = c.Resources.Requests
-	}
-	q, ok := list[corev1.ResourceName(name)]
-	if !ok {
-		return "0", nil
-	}
-	div := ref.Divisor
-	if div.IsZero() {
-		div = resource.MustParse("1")
-	}
-	if name == "cpu" {
-		v := (q.MilliValue() + div.MilliValue() - 1) / div.MilliValue()
-		return strconv.FormatInt(v, 10), nil
-	}
-	v := (q.Value() + div.Value() - 1) / div.Value()
-	return strconv.FormatInt(v, 10), nil
 }
 
 // linuxResources converts a container's requests and limits to CRI cgroup

@@ -70,6 +70,9 @@ type Kubelet struct {
 	cfg      Config
 	pods     corelisters.PodLister
 	services corelisters.ServiceLister
+	// nodes holds the kubelet's own Node (its allocatable is the
+	// downward API's default limit).
+	nodes corelisters.NodeLister
 	// backoff spaces restarts of crashing containers (10s doubling to 5m).
 	backoff *flowcontrol.Backoff
 	// pullBackoff spaces failed image pulls the same way.
@@ -168,6 +171,12 @@ func (k *Kubelet) Run(ctx context.Context) error {
 			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", k.cfg.NodeName).String()
 		}))
 	svcInformers := informers.NewSharedInformerFactory(k.cfg.Client, 0)
+	nodeInformers := informers.NewSharedInformerFactoryWithOptions(k.cfg.Client, 0,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", k.cfg.NodeName).String()
+		}))
+	nodeInf := nodeInformers.Core().V1().Nodes()
+	k.nodes = nodeInf.Lister()
 	k.startRecorder(ctx)
 	podInf := podInformers.Core().V1().Pods()
 	k.pods = podInf.Lister()
@@ -184,7 +193,8 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	k.configurePodNetwork(ctx)
 	podInformers.Start(ctx.Done())
 	svcInformers.Start(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), podInf.Informer().HasSynced, svcInformers.Core().V1().Services().Informer().HasSynced) {
+	nodeInformers.Start(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), podInf.Informer().HasSynced, svcInformers.Core().V1().Services().Informer().HasSynced, nodeInf.Informer().HasSynced) {
 		return ctx.Err()
 	}
 	k.adoptOrphans(ctx)

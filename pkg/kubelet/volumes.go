@@ -30,7 +30,7 @@ func (k *Kubelet) setupVolumes(ctx context.Context, pod *corev1.Pod) (map[string
 		case v.Secret != nil:
 			err = k.secretVolume(ctx, pod.Namespace, dir, v.Secret)
 		case v.DownwardAPI != nil:
-			err = k.downwardVolume(pod, dir, v.DownwardAPI.Items, v.DownwardAPI.DefaultMode)
+			err = k.downwardVolume(ctx, pod, dir, v.DownwardAPI.Items, v.DownwardAPI.DefaultMode)
 		case v.Projected != nil:
 			err = k.projectedVolume(ctx, pod, dir, v.Projected)
 		default:
@@ -206,20 +206,21 @@ func (k *Kubelet) secretVolume(ctx context.Context, ns, dir string, src *corev1.
 	return writeFiles(dir, files, modes)
 }
 
-func (k *Kubelet) downwardVolume(pod *corev1.Pod, dir string, items []corev1.DownwardAPIVolumeFile, defaultMode *int32) error {
-	files, modes, err := k.downwardFiles(pod, items, defaultMode)
+func (k *Kubelet) downwardVolume(ctx context.Context, pod *corev1.Pod, dir string, items []corev1.DownwardAPIVolumeFile, defaultMode *int32) error {
+	files, modes, err := k.downwardFiles(ctx, pod, items, defaultMode)
 	if err != nil {
 		return err
 	}
 	return writeFiles(dir, files, modes)
 }
 
-func (k *Kubelet) downwardFiles(pod *corev1.Pod, items []corev1.DownwardAPIVolumeFile, defaultMode *int32) (map[string][]byte, map[string]int32, error) {
+func (k *Kubelet) downwardFiles(ctx context.Context, pod *corev1.Pod, items []corev1.DownwardAPIVolumeFile, defaultMode *int32) (map[string][]byte, map[string]int32, error) {
 	mode := int32(0o644)
 	if defaultMode != nil {
 		mode = *defaultMode
 	}
 	files, modes := map[string][]byte{}, map[string]int32{}
+	allocatable := k.allocatableOnce(ctx)
 	for _, it := range items {
 		var v string
 		var err error
@@ -231,12 +232,8 @@ func (k *Kubelet) downwardFiles(pod *corev1.Pod, items []corev1.DownwardAPIVolum
 		case it.FieldRef != nil:
 			v, err = podField(pod, it.FieldRef.FieldPath, k.cfg.NodeIP)
 		case it.ResourceFieldRef != nil:
-			c := specContainer(pod, it.ResourceFieldRef.ContainerName)
-			if c == nil {
-				err = fmt.Errorf("container %q not found", it.ResourceFieldRef.ContainerName)
-			} else {
-				v, err = resourceField(c, it.ResourceFieldRef)
-			}
+			// Volume items always name their container.
+			v, err = resourceField(pod, nil, it.ResourceFieldRef, allocatable)
 		}
 		if err != nil {
 			return nil, nil, err
@@ -305,7 +302,7 @@ func (k *Kubelet) projectedVolume(ctx context.Context, pod *corev1.Pod, dir stri
 			}
 			merge(f, m)
 		case s.DownwardAPI != nil:
-			f, m, err := k.downwardFiles(pod, s.DownwardAPI.Items, src.DefaultMode)
+			f, m, err := k.downwardFiles(ctx, pod, s.DownwardAPI.Items, src.DefaultMode)
 			if err != nil {
 				return err
 			}
