@@ -262,7 +262,8 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	}
 	if isFinished(j) || j.DeletionTimestamp != nil {
 		// Nothing more is counted: let the remaining pods go.
-		return c.removeFinalizers(ctx, key, pods, nil)
+		_, err := c.removeFinalizers(ctx, key, pods, nil)
+		return err
 	}
 	return c.reconcile(ctx, key, j, pods)
 }
@@ -288,7 +289,8 @@ func (c *Controller) releaseOrphans(ctx context.Context, ns, name string) error 
 			pods = append(pods, p)
 		}
 	}
-	return c.removeFinalizers(ctx, "", pods, nil)
+	_, err = c.removeFinalizers(ctx, "", pods, nil)
+	return err
 }
 
 // claim adopts matching orphans (with the tracking finalizer) and
@@ -328,9 +330,11 @@ func withoutFinalizer(fs []string) []string {
 }
 
 // removeFinalizers removes the tracking finalizer from pods (all of them
-// when only is nil, else those whose UID is in only) and returns the
-// first error. Removed ones are remembered under key until observed.
-func (c *Controller) removeFinalizers(ctx context.Context, key string, pods []*corev1.Pod, only map[types.UID]bool) error {
+// when only is nil, else those whose UID is in only); it returns the pods
+// whose finalizer is gone (or which are gone) and the first error.
+// Removed ones are remembered under key until observed.
+func (c *Controller) removeFinalizers(ctx context.Context, key string, pods []*corev1.Pod, only map[types.UID]bool) (map[types.UID]bool, error) {
+	removed := map[types.UID]bool{}
 	var first error
 	for _, p := range pods {
 		if !hasFinalizer(p) || (only != nil && !only[p.UID]) {
@@ -341,7 +345,7 @@ func (c *Controller) removeFinalizers(ctx context.Context, key string, pods []*c
 		}
 		b, err := json.Marshal(map[string]any{"metadata": map[string]any{"uid": p.UID, "finalizers": withoutFinalizer(p.Finalizers)}})
 		if err != nil {
-			return err
+			return removed, err
 		}
 		_, err = c.client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.MergePatchType, b, metav1.PatchOptions{})
 		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
@@ -351,9 +355,11 @@ func (c *Controller) removeFinalizers(ctx context.Context, key string, pods []*c
 			if first == nil {
 				first = fmt.Errorf("remove finalizer of pod %s/%s: %w", p.Namespace, p.Name, err)
 			}
+			continue
 		}
+		removed[p.UID] = true
 	}
-	return first
+	return removed, first
 }
 
 // finishTime is when a finished pod finished, as well as the pod says.

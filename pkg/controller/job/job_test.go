@@ -261,7 +261,14 @@ func TestActiveDeadline(t *testing.T) {
 	}
 	w.clock.Step(31 * time.Second)
 	w.mustSync()
+	// First the interim FailureTarget while the pod is stopped, then
+	// Failed once it is gone.
 	got := w.job()
+	if c := condition(got, batchv1.JobFailureTarget); c == nil || c.Reason != "DeadlineExceeded" || condition(got, batchv1.JobFailed) != nil {
+		t.Fatalf("want only FailureTarget/DeadlineExceeded, got %+v", got.Status)
+	}
+	w.mustSync()
+	got = w.job()
 	if c := condition(got, batchv1.JobFailed); c == nil || c.Reason != "DeadlineExceeded" {
 		t.Fatalf("want DeadlineExceeded, got %+v", got.Status)
 	}

@@ -3,7 +3,6 @@ package job
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -13,233 +12,495 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 )
 
 // Condition reasons and messages, as upstream writes them.
 const (
-	reasonBackoffLimitExceeded = "BackoffLimitExceeded"
-	reasonDeadlineExceeded     = "DeadlineExceeded"
-	reasonCompletionsReached   = "CompletionsReached"
-	reasonSuspended            = "JobSuspended"
-	reasonResumed              = "JobResumed"
+	reasonBackoffLimitExceeded     = batchv1.JobReasonBackoffLimitExceeded
+	reasonDeadlineExceeded         = batchv1.JobReasonDeadlineExceeded
+	reasonCompletionsReached       = batchv1.JobReasonCompletionsReached
+	reasonPodFailurePolicy         = batchv1.JobReasonPodFailurePolicy
+	reasonSuccessPolicy            = batchv1.JobReasonSuccessPolicy
+	reasonFailedIndexes            = batchv1.JobReasonFailedIndexes
+	reasonMaxFailedIndexesExceeded = batchv1.JobReasonMaxFailedIndexesExceeded
+	reasonSuspended                = "JobSuspended"
+	reasonResumed                  = "JobResumed"
 )
 
-// reconcile counts the job's finished pods, decides whether it failed,
-// completed or is suspended, creates or deletes pods to match its
-// parallelism and writes its status.
+// syncState is what one sync knows about a job and its pods.
+type syncState struct {
+	key       string
+	old       *batchv1.JobStatus
+	j         *batchv1.Job
+	pods      []*corev1.Pod
+	active    []*corev1.Pod
+	suspended bool
+	indexed   bool
+	// terminating counts pods being deleted that have not finished.
+	terminating int32
+	// succeededIx holds the completed indexes, counted or not yet.
+	succeededIx map[int]bool
+	// failedIx holds the failed indexes (nil without backoffLimitPerIndex).
+	failedIx map[int]bool
+	// delayed holds, per index, the failed pod kept (with its finalizer)
+	// until its replacement exists, so the replacement can inherit its
+	// failure count.
+	delayed map[int]*corev1.Pod
+	// finishing is the interim condition (FailureTarget or
+	// SuccessCriteriaMet) once the job's end is decided; Failed or
+	// Complete follows once no pod runs and all are counted.
+	finishing *batchv1.JobCondition
+	// backoff is the back-off record with this sync's finished pods.
+	backoff backoffRecord
+}
+
+// reconcile decides whether the job has reached its end (success policy,
+// completions, pod failure policy, backoff limits, failed indexes or
+// deadline), creates or deletes pods, counts finished pods and writes the
+// status. As upstream, the end is first recorded as an interim condition
+// (FailureTarget or SuccessCriteriaMet) while the remaining pods are
+// stopped; the terminal condition (Failed or Complete) follows once every
+// pod is counted and none is still terminating.
 func (c *Controller) reconcile(ctx context.Context, key string, j *batchv1.Job, pods []*corev1.Pod) error {
-	old := j.Status.DeepCopy()
 	now := c.clock.Now()
-	suspended := j.Spec.Suspend != nil && *j.Spec.Suspend
-	indexed := j.Spec.CompletionMode != nil && *j.Spec.CompletionMode == batchv1.IndexedCompletion
-
-	var err error
-	if j, old, err = c.count(ctx, key, j, pods, suspended, indexed); err != nil {
-		return err
+	s := &syncState{
+		key: key, j: j, pods: pods, old: j.Status.DeepCopy(),
+		suspended: j.Spec.Suspend != nil && *j.Spec.Suspend,
+		indexed:   j.Spec.CompletionMode != nil && *j.Spec.CompletionMode == batchv1.IndexedCompletion,
 	}
-
-	var active, terminating []*corev1.Pod
-	var restarts int32
 	for _, p := range pods {
 		switch stateOf(p) {
 		case podActive:
-			active = append(active, p)
-			for _, s := range p.Status.ContainerStatuses {
-				restarts += s.RestartCount
-			}
+			s.active = append(s.active, p)
 		case podTerminating:
-			terminating = append(terminating, p)
+			s.terminating++
 		}
 	}
-
-	// Suspension and resumption.
-	if suspended {
-		if c.setCondition(j, batchv1.JobSuspended, corev1.ConditionTrue, reasonSuspended, "Job suspended") {
-			c.recorder.Event(j, corev1.EventTypeNormal, "Suspended", "Job suspended")
-		}
-	} else {
-		if c.setCondition(j, batchv1.JobSuspended, corev1.ConditionFalse, reasonResumed, "Job resumed") {
-			c.recorder.Event(j, corev1.EventTypeNormal, "Resumed", "Job resumed")
-			j.Status.StartTime = &metav1.Time{Time: now}
-		}
-		if j.Status.StartTime == nil {
-			j.Status.StartTime = &metav1.Time{Time: now}
-		}
+	if j.Status.UncountedTerminatedPods == nil {
+		j.Status.UncountedTerminatedPods = &batchv1.UncountedTerminatedPods{}
 	}
-
-	failed := j.Status.Failed
-	if j.Spec.Template.Spec.RestartPolicy == corev1.RestartPolicyOnFailure {
-		failed += restarts
+	if j.Status.StartTime == nil && !s.suspended {
+		j.Status.StartTime = &metav1.Time{Time: now}
 	}
-	var deadline time.Duration
-	if j.Spec.ActiveDeadlineSeconds != nil && j.Status.StartTime != nil && !suspended {
-		deadline = time.Duration(*j.Spec.ActiveDeadlineSeconds)*time.Second - now.Sub(j.Status.StartTime.Time)
-	}
-	finished := true
-	switch {
-	case failed > ptrVal(j.Spec.BackoffLimit, 6):
-		c.fail(j, reasonBackoffLimitExceeded, "Job has reached the specified backoff limit")
-	case j.Spec.ActiveDeadlineSeconds != nil && j.Status.StartTime != nil && !suspended && deadline <= 0:
-		c.fail(j, reasonDeadlineExceeded, "Job was active longer than specified deadline")
-	case c.complete(j, indexed, len(active)):
-		j.Status.CompletionTime = &metav1.Time{Time: now}
-		c.setCondition(j, batchv1.JobComplete, corev1.ConditionTrue, reasonCompletionsReached, "Reached expected number of succeeded pods")
-		c.recorder.Event(j, corev1.EventTypeNormal, "Completed", "Job completed")
-	default:
-		finished = false
-	}
+	satisfied := c.exp.Satisfied(key)
+	s.backoff = c.nextBackoff(s)
+	deadline := c.decide(s)
 
 	var manageErr error
-	switch {
-	case finished || suspended:
-		// Whatever still runs is no longer wanted.
-		if c.exp.Satisfied(key) {
-			manageErr = c.deletePods(ctx, key, j, active)
+	if s.finishing != nil {
+		// The end is decided: whatever still runs is no longer wanted.
+		if satisfied {
+			var deleted []*corev1.Pod
+			deleted, manageErr = c.deletePods(ctx, key, j, s.active, false)
+			s.active = without(s.active, deleted)
+			s.terminating += int32(len(deleted))
 		}
-		active = nil
-	case c.exp.Satisfied(key):
-		active, manageErr = c.manage(ctx, key, j, active, indexed)
+	} else {
+		managed := false
+		if satisfied && j.DeletionTimestamp == nil {
+			s.active, manageErr = c.manage(ctx, s)
+			managed = true
+		}
+		if c.complete(s) {
+			s.finishing = c.newCondition(batchv1.JobSuccessCriteriaMet, reasonCompletionsReached, "Reached expected number of succeeded pods")
+		} else if managed {
+			c.setSuspended(s, now)
+		}
 	}
 
-	j.Status.Active = int32(len(active))
+	j.Status.Active = int32(len(s.active))
 	var ready int32
-	for _, p := range active {
+	for _, p := range s.active {
 		if isReady(p) {
 			ready++
 		}
 	}
 	j.Status.Ready = &ready
-	nTerm := int32(len(terminating))
-	j.Status.Terminating = &nTerm
-	if _, err := c.updateStatus(ctx, j, old); err != nil {
+	j.Status.Terminating = ptr.To(s.terminating)
+	if err := c.track(ctx, s); err != nil {
 		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
 			return nil // a newer job is on its way
 		}
 		return err
 	}
-	if deadline > 0 && !finished {
+	if deadline > 0 && s.finishing == nil {
 		c.queue.AddAfter(key, deadline)
 	}
 	return manageErr
 }
 
-// count moves newly finished pods into the job's counts, exactly once:
-// their UIDs are first saved in status.uncountedTerminatedPods, then their
-// tracking finalizers are removed, then they are counted. It returns the
-// job with its counts and the status as stored.
-func (c *Controller) count(ctx context.Context, key string, j *batchv1.Job, pods []*corev1.Pod, suspended, indexed bool) (*batchv1.Job, *batchv1.JobStatus, error) {
-	stored := j.Status.DeepCopy()
-	u := j.Status.UncountedTerminatedPods
-	if u == nil {
-		u = &batchv1.UncountedTerminatedPods{}
+// decide computes the succeeded and failed indexes and whether the job has
+// reached its end, in upstream's order: an end recorded earlier, then a
+// FailJob rule, the backoff limit and the deadline, then failed indexes,
+// then the success policy. It returns how long until the active deadline,
+// if one is pending.
+func (c *Controller) decide(s *syncState) time.Duration {
+	j := s.j
+	if cond := trueCondition(j, batchv1.JobSuccessCriteriaMet); cond != nil {
+		s.finishing = cond.DeepCopy()
+	} else if cond := trueCondition(j, batchv1.JobFailureTarget); cond != nil {
+		s.finishing = cond.DeepCopy()
+	} else if msg := failJobMessage(j, s.pods); msg != "" {
+		s.finishing = c.newCondition(batchv1.JobFailureTarget, reasonPodFailurePolicy, msg)
 	}
-	succ, fail := uidSet(u.Succeeded), uidSet(u.Failed)
-	byUID := make(map[types.UID]*corev1.Pod, len(pods))
-	var newly, released []*corev1.Pod
-	for _, p := range pods {
-		byUID[p.UID] = p
-		if !hasFinalizer(p) || c.finalizerRemovalPending(key, p.UID) || succ[p.UID] || fail[p.UID] {
+	var deadline time.Duration
+	if s.finishing == nil {
+		switch {
+		case c.failures(s) > ptrVal(j.Spec.BackoffLimit, 6) || pastBackoffLimitOnFailure(j, s.pods):
+			s.finishing = c.newCondition(batchv1.JobFailureTarget, reasonBackoffLimitExceeded, "Job has reached the specified backoff limit")
+		case j.Spec.ActiveDeadlineSeconds != nil && j.Status.StartTime != nil && !s.suspended:
+			deadline = time.Duration(*j.Spec.ActiveDeadlineSeconds)*time.Second - c.clock.Since(j.Status.StartTime.Time)
+			if deadline <= 0 {
+				s.finishing = c.newCondition(batchv1.JobFailureTarget, reasonDeadlineExceeded, "Job was active longer than specified deadline")
+			}
+		}
+	}
+	if !s.indexed {
+		return deadline
+	}
+	completions := ptrVal(j.Spec.Completions, 0)
+	s.succeededIx = parseIndexes(j.Status.CompletedIndexes, completions)
+	for _, p := range s.pods {
+		if ix := indexOf(p, completions); ix >= 0 && p.Status.Phase == corev1.PodSucceeded && hasFinalizer(p) {
+			s.succeededIx[ix] = true
+		}
+	}
+	if j.Spec.BackoffLimitPerIndex != nil {
+		s.failedIx = parseIndexes(ptr.Deref(j.Status.FailedIndexes, ""), completions)
+		for _, p := range s.pods {
+			if ix := indexOf(p, completions); ix >= 0 && hasFinalizer(p) && isIndexFailed(j, p) {
+				s.failedIx[ix] = true
+			}
+		}
+		if s.finishing == nil {
+			switch {
+			case j.Spec.MaxFailedIndexes != nil && len(s.failedIx) > int(*j.Spec.MaxFailedIndexes):
+				s.finishing = c.newCondition(batchv1.JobFailureTarget, reasonMaxFailedIndexesExceeded, "Job has exceeded the specified maximal number of failed indexes")
+			case len(s.failedIx) > 0 && len(s.failedIx)+len(s.succeededIx) >= int(completions):
+				s.finishing = c.newCondition(batchv1.JobFailureTarget, reasonFailedIndexes, "Job has failed indexes")
+			}
+		}
+		s.delayed = c.delayedPerIndex(s)
+	}
+	if s.finishing == nil {
+		if msg, ok := matchSuccessPolicy(j, s.succeededIx); ok {
+			s.finishing = c.newCondition(batchv1.JobSuccessCriteriaMet, reasonSuccessPolicy, msg)
+		}
+	}
+	return deadline
+}
+
+// failures is the job's failure count including the failures not counted
+// yet, without those a pod failure policy ignores.
+func (c *Controller) failures(s *syncState) int32 {
+	u := s.j.Status.UncountedTerminatedPods
+	n := s.j.Status.Failed + int32(len(u.Failed))
+	uncounted := uidSet(u.Failed)
+	for _, p := range s.pods {
+		if c.countable(s, p) && !uncounted[p.UID] && isPodFailed(s.j, p) && judgeFailure(s.j, p).counts {
+			n++
+		}
+	}
+	return n
+}
+
+// countable reports whether a pod still awaits counting: it has the
+// tracking finalizer, this controller has not just removed it, and (for
+// an Indexed job) its index is valid.
+func (c *Controller) countable(s *syncState, p *corev1.Pod) bool {
+	if !hasFinalizer(p) || c.finalizerRemovalPending(s.key, p.UID) {
+		return false
+	}
+	return !s.indexed || indexOf(p, ptrVal(s.j.Spec.Completions, 0)) >= 0
+}
+
+// delayedPerIndex picks, per index that has neither succeeded, failed nor
+// a running pod, its latest failed pod: that pod keeps its finalizer
+// until the replacement is created.
+func (c *Controller) delayedPerIndex(s *syncState) map[int]*corev1.Pod {
+	completions := ptrVal(s.j.Spec.Completions, 0)
+	running := map[int]bool{}
+	for _, p := range s.active {
+		running[indexOf(p, completions)] = true
+	}
+	out := map[int]*corev1.Pod{}
+	now := c.clock.Now()
+	for _, p := range s.pods {
+		ix := indexOf(p, completions)
+		if !c.countable(s, p) || !isPodFailed(s.j, p) || s.succeededIx[ix] || s.failedIx[ix] || running[ix] {
 			continue
 		}
-		switch stateOf(p) {
-		case podSucceeded, podFailed:
-			newly = append(newly, p)
-		case podTerminating:
-			if suspended {
-				// Deleted because the job was suspended: not a failure.
-				released = append(released, p)
-			} else {
-				newly = append(newly, p)
+		if prev, ok := out[ix]; ok {
+			a, b := absoluteFailures(prev), absoluteFailures(p)
+			if a > b || (a == b && finishTime(p, now).Before(finishTime(prev, now))) {
+				continue
+			}
+		}
+		out[ix] = p
+	}
+	return out
+}
+
+func absoluteFailures(p *corev1.Pod) int32 {
+	return annotationCount(p, indexFailureCountAnnotation) + annotationCount(p, indexIgnoredFailureCountAnnotation)
+}
+
+// canRelease reports whether a pod's tracking finalizer may go now.
+func (s *syncState) canRelease(p *corev1.Pod) bool {
+	if s.j.DeletionTimestamp != nil || s.finishing != nil || p.Status.Phase == corev1.PodSucceeded {
+		return true
+	}
+	if !isPodFailed(s.j, p) {
+		return false
+	}
+	if d, ok := s.delayed[indexOf(p, ptrVal(s.j.Spec.Completions, 0))]; ok && d.UID == p.UID {
+		return false
+	}
+	return true
+}
+
+// track counts newly finished pods exactly once: their UIDs (for an
+// Indexed job, their indexes) and any interim condition are first saved
+// in the status, then their tracking finalizers are removed, then they
+// move into the counts; once the job's end is decided, no pod is left
+// and every pod is counted, it adds the terminal condition. It writes the
+// status.
+func (c *Controller) track(ctx context.Context, s *syncState) error {
+	j := s.j
+	stored := s.old
+	u := j.Status.UncountedTerminatedPods
+	succ, fail := uidSet(u.Succeeded), uidSet(u.Failed)
+	var release []*corev1.Pod
+	for _, p := range s.pods {
+		if !hasFinalizer(p) || c.finalizerRemovalPending(s.key, p.UID) {
+			continue
+		}
+		if s.suspended && stateOf(p) == podTerminating {
+			// Deleted while the job is suspended: not a failure.
+			release = append(release, p)
+			continue
+		}
+		if !s.canRelease(p) {
+			continue
+		}
+		release = append(release, p)
+		failed := isPodFailed(j, p)
+		switch {
+		case p.Status.Phase == corev1.PodSucceeded && !fail[p.UID]:
+			if !s.indexed && !succ[p.UID] {
+				succ[p.UID] = true
+				u.Succeeded = append(u.Succeeded, p.UID)
+			}
+		case failed || (s.finishing != nil && s.finishing.Type == batchv1.JobFailureTarget):
+			// Once the job is failing, every unfinished pod is a failure.
+			if fail[p.UID] || !c.countable(s, p) {
+				continue
+			}
+			if judgeFailure(j, p).counts {
+				fail[p.UID] = true
+				u.Failed = append(u.Failed, p.UID)
 			}
 		}
 	}
-	if err := c.removeFinalizers(ctx, key, released, nil); err != nil {
-		return nil, nil, err
-	}
-	now := c.clock.Now()
-	sort.Slice(newly, func(a, b int) bool { return finishTime(newly[a], now).Before(finishTime(newly[b], now)) })
-	for _, p := range newly {
-		if stateOf(p) == podSucceeded {
-			succ[p.UID] = true
-			u.Succeeded = append(u.Succeeded, p.UID)
-			c.recordSuccess(key)
-		} else {
-			fail[p.UID] = true
-			u.Failed = append(u.Failed, p.UID)
-			c.recordFailure(key, finishTime(p, now))
+	if s.indexed {
+		completions := ptrVal(j.Spec.Completions, 0)
+		j.Status.CompletedIndexes = formatIndexes(s.succeededIx, completions)
+		j.Status.Succeeded = int32(len(s.succeededIx))
+		if s.failedIx != nil {
+			j.Status.FailedIndexes = ptr.To(formatIndexes(s.failedIx, completions))
 		}
 	}
-	if len(u.Succeeded)+len(u.Failed) == 0 {
-		return j, stored, nil
+	if s.finishing != nil && trueCondition(j, s.finishing.Type) == nil {
+		j.Status.Conditions = append(j.Status.Conditions, *s.finishing)
+		if s.finishing.Type == batchv1.JobFailureTarget {
+			c.recorder.Event(j, corev1.EventTypeWarning, s.finishing.Reason, s.finishing.Message)
+		}
 	}
-	if len(newly) > 0 {
-		// Step one: remember the pods before their finalizers go.
+	// Step one: remember the pods (and the decided end) before their
+	// finalizers go.
+	out, err := c.updateStatus(ctx, j, stored)
+	if err != nil {
+		return err
+	}
+	*j = *out.DeepCopy()
+	stored = out.Status.DeepCopy()
+	c.saveBackoff(s.key, s.backoff)
+	u = j.Status.UncountedTerminatedPods
+	if u == nil {
+		u = &batchv1.UncountedTerminatedPods{}
 		j.Status.UncountedTerminatedPods = u
-		out, err := c.updateStatus(ctx, j, stored)
-		if err != nil {
-			return nil, nil, err
-		}
-		j, stored = out.DeepCopy(), out.Status.DeepCopy()
 	}
 	// Step two: release them.
-	only := make(map[types.UID]bool, len(succ)+len(fail))
-	for uid := range succ {
-		only[uid] = true
-	}
-	for uid := range fail {
-		only[uid] = true
-	}
-	if err := c.removeFinalizers(ctx, key, pods, only); err != nil {
-		return nil, nil, err
-	}
-	// Step three: count them (the caller's status write persists it).
-	completions := ptrVal(j.Spec.Completions, 0)
-	done := parseIndexes(j.Status.CompletedIndexes, completions)
-	for uid := range succ {
-		if indexed {
-			if p := byUID[uid]; p != nil {
-				if ix := indexOf(p, completions); ix >= 0 {
-					done[ix] = true
-				}
-			}
-		} else {
-			j.Status.Succeeded++
+	removed, rmErr := c.removeFinalizers(ctx, s.key, release, nil)
+	// Step three: count every uncounted pod whose finalizer is gone.
+	withFinalizer := map[types.UID]bool{}
+	for _, p := range s.pods {
+		if hasFinalizer(p) && !c.finalizerRemovalPending(s.key, p.UID) && !removed[p.UID] {
+			withFinalizer[p.UID] = true
 		}
 	}
-	j.Status.Failed += int32(len(fail))
-	if indexed {
-		j.Status.CompletedIndexes = formatIndexes(done, completions)
-		j.Status.Succeeded = int32(len(done))
+	keep := func(uids []types.UID) []types.UID {
+		var out []types.UID
+		for _, uid := range uids {
+			if withFinalizer[uid] {
+				out = append(out, uid)
+			}
+		}
+		return out
 	}
-	j.Status.UncountedTerminatedPods = &batchv1.UncountedTerminatedPods{}
-	return j, stored, nil
+	succLeft, failLeft := keep(u.Succeeded), keep(u.Failed)
+	j.Status.Succeeded += int32(len(u.Succeeded) - len(succLeft))
+	j.Status.Failed += int32(len(u.Failed) - len(failLeft))
+	u.Succeeded, u.Failed = succLeft, failLeft
+	if rmErr == nil {
+		c.finish(s)
+	}
+	if _, err := c.updateStatus(ctx, j, stored); err != nil {
+		return err
+	}
+	return rmErr
 }
 
-func (c *Controller) recordSuccess(key string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.backoff, key)
+// finish adds the terminal condition the interim one leads to, once no
+// pod runs or terminates and every finished pod is counted.
+func (c *Controller) finish(s *syncState) {
+	j, f := s.j, s.finishing
+	u := j.Status.UncountedTerminatedPods
+	if f == nil || len(u.Succeeded)+len(u.Failed) > 0 || s.terminating > 0 || len(s.active) > 0 {
+		return
+	}
+	if f.Type == batchv1.JobSuccessCriteriaMet {
+		j.Status.CompletionTime = &metav1.Time{Time: c.clock.Now()}
+		c.setCondition(j, batchv1.JobComplete, corev1.ConditionTrue, f.Reason, f.Message)
+		if j.Spec.Completions != nil && j.Status.Succeeded > *j.Spec.Completions {
+			c.recorder.Event(j, corev1.EventTypeWarning, "TooManySucceededPods", "Too many succeeded pods running after completion count reached")
+		}
+		c.recorder.Event(j, corev1.EventTypeNormal, "Completed", "Job completed")
+		return
+	}
+	c.setCondition(j, batchv1.JobFailed, corev1.ConditionTrue, f.Reason, f.Message)
+	c.recorder.Event(j, corev1.EventTypeWarning, f.Reason, f.Message)
 }
 
-func (c *Controller) recordFailure(key string, at time.Time) {
+func (c *Controller) newCondition(typ batchv1.JobConditionType, reason, msg string) *batchv1.JobCondition {
+	now := metav1.NewTime(c.clock.Now())
+	return &batchv1.JobCondition{Type: typ, Status: corev1.ConditionTrue, Reason: reason, Message: msg, LastProbeTime: now, LastTransitionTime: now}
+}
+
+func trueCondition(j *batchv1.Job, typ batchv1.JobConditionType) *batchv1.JobCondition {
+	for i := range j.Status.Conditions {
+		if c := &j.Status.Conditions[i]; c.Type == typ && c.Status == corev1.ConditionTrue {
+			return c
+		}
+	}
+	return nil
+}
+
+// setSuspended keeps the Suspended condition in step with spec.suspend;
+// resuming restarts the active deadline.
+func (c *Controller) setSuspended(s *syncState, now time.Time) {
+	j := s.j
+	if s.suspended {
+		if c.setCondition(j, batchv1.JobSuspended, corev1.ConditionTrue, reasonSuspended, "Job suspended") {
+			c.recorder.Event(j, corev1.EventTypeNormal, "Suspended", "Job suspended")
+		}
+		return
+	}
+	if c.setCondition(j, batchv1.JobSuspended, corev1.ConditionFalse, reasonResumed, "Job resumed") {
+		c.recorder.Event(j, corev1.EventTypeNormal, "Resumed", "Job resumed")
+		j.Status.StartTime = &metav1.Time{Time: now}
+	}
+}
+
+// pastBackoffLimitOnFailure reports whether the restarts of running pods
+// (restartPolicy OnFailure) reached the backoff limit.
+func pastBackoffLimitOnFailure(j *batchv1.Job, pods []*corev1.Pod) bool {
+	if j.Spec.Template.Spec.RestartPolicy != corev1.RestartPolicyOnFailure {
+		return false
+	}
+	var restarts int32
+	for _, p := range pods {
+		if p.Status.Phase != corev1.PodRunning && p.Status.Phase != corev1.PodPending {
+			continue
+		}
+		for _, cs := range append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
+			restarts += cs.RestartCount
+		}
+	}
+	limit := ptrVal(j.Spec.BackoffLimit, 6)
+	if limit == 0 {
+		return restarts > 0
+	}
+	return restarts >= limit
+}
+
+func without(pods, drop []*corev1.Pod) []*corev1.Pod {
+	gone := make(map[types.UID]bool, len(drop))
+	for _, p := range drop {
+		gone[p.UID] = true
+	}
+	var out []*corev1.Pod
+	for _, p := range pods {
+		if !gone[p.UID] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// nextBackoff is the job's back-off record once the newly finished pods
+// are taken in: a success clears the failures before it, each later
+// failure adds one.
+func (c *Controller) nextBackoff(s *syncState) backoffRecord {
+	c.mu.Lock()
+	r := c.backoff[s.key]
+	c.mu.Unlock()
+	now := c.clock.Now()
+	u := s.j.Status.UncountedTerminatedPods
+	uncounted := uidSet(append(append([]types.UID{}, u.Succeeded...), u.Failed...))
+	var lastSuccess time.Time
+	var failures []time.Time
+	for _, p := range s.pods {
+		if !c.countable(s, p) || uncounted[p.UID] {
+			continue
+		}
+		switch {
+		case p.Status.Phase == corev1.PodSucceeded:
+			if t := finishTime(p, now); t.After(lastSuccess) {
+				lastSuccess = t
+			}
+		case isPodFailed(s.j, p):
+			failures = append(failures, finishTime(p, now))
+		}
+	}
+	if !lastSuccess.IsZero() {
+		r = backoffRecord{}
+	}
+	for _, t := range failures {
+		if !lastSuccess.IsZero() && !t.After(lastSuccess) {
+			continue
+		}
+		r.failures++
+		if t.After(r.lastFailure) {
+			r.lastFailure = t
+		}
+	}
+	return r
+}
+
+// saveBackoff keeps the record once the pods it took in are saved.
+func (c *Controller) saveBackoff(key string, r backoffRecord) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r := c.backoff[key]
-	r.failures++
-	if at.After(r.lastFailure) {
-		r.lastFailure = at
-	}
 	c.backoff[key] = r
 }
 
 // backoffRemaining is how long new pods must still wait after the job's
 // recent failures: 10s doubling per failure since the last success, at
 // most 6 minutes, from the last failure.
-func (c *Controller) backoffRemaining(key string) time.Duration {
-	c.mu.Lock()
-	r, ok := c.backoff[key]
-	c.mu.Unlock()
-	if !ok || r.failures == 0 {
+func (c *Controller) backoffRemaining(r backoffRecord) time.Duration {
+	if r.failures == 0 {
 		return 0
 	}
 	d := backoffBase
@@ -249,38 +510,66 @@ func (c *Controller) backoffRemaining(key string) time.Duration {
 	return min(d, backoffMax) - c.clock.Since(r.lastFailure)
 }
 
-func (c *Controller) fail(j *batchv1.Job, reason, msg string) {
-	c.setCondition(j, batchv1.JobFailed, corev1.ConditionTrue, reason, msg)
-	c.recorder.Event(j, corev1.EventTypeWarning, reason, msg)
+// complete reports whether the job has as many successes as it needs and
+// no pod still runs.
+func (c *Controller) complete(s *syncState) bool {
+	if len(s.active) > 0 {
+		return false
+	}
+	if s.j.Spec.Completions == nil {
+		// A work queue: done when one pod succeeded and none still runs.
+		return c.succeeded(s) > 0
+	}
+	return c.succeeded(s) >= *s.j.Spec.Completions
 }
 
-// complete reports whether the job has succeeded.
-func (c *Controller) complete(j *batchv1.Job, indexed bool, active int) bool {
-	switch {
-	case indexed:
-		return j.Spec.Completions != nil && j.Status.Succeeded >= *j.Spec.Completions
-	case j.Spec.Completions != nil:
-		return j.Status.Succeeded >= *j.Spec.Completions
-	default:
-		// A work queue: done when one pod succeeded and none still runs.
-		return j.Status.Succeeded > 0 && active == 0
+// succeeded is the job's success count including the successes not
+// counted yet.
+func (c *Controller) succeeded(s *syncState) int32 {
+	if s.indexed {
+		return int32(len(s.succeededIx))
 	}
+	u := s.j.Status.UncountedTerminatedPods
+	n := s.j.Status.Succeeded + int32(len(u.Succeeded))
+	uncounted := uidSet(u.Succeeded)
+	for _, p := range s.pods {
+		if p.Status.Phase == corev1.PodSucceeded && c.countable(s, p) && !uncounted[p.UID] {
+			n++
+		}
+	}
+	return n
 }
 
 // manage creates and deletes pods so that the job runs as many as it
 // should; it returns the pods active afterwards.
-func (c *Controller) manage(ctx context.Context, key string, j *batchv1.Job, active []*corev1.Pod, indexed bool) ([]*corev1.Pod, error) {
+func (c *Controller) manage(ctx context.Context, s *syncState) ([]*corev1.Pod, error) {
+	key, j, active := s.key, s.j, s.active
+	if s.suspended {
+		deleted, err := c.deletePods(ctx, key, j, active, true)
+		return without(active, deleted), err
+	}
 	parallelism := ptrVal(j.Spec.Parallelism, 1)
+	// With replacement policy Failed, a terminating pod still holds its
+	// place.
+	var holding int32
+	holdingIx := map[int]bool{}
+	if onlyReplaceFailed(j) {
+		holding = s.terminating
+		for _, p := range s.pods {
+			if stateOf(p) == podTerminating {
+				holdingIx[indexOf(p, ptrVal(j.Spec.Completions, 0))] = true
+			}
+		}
+	}
 	var surplus []*corev1.Pod
 	var toCreate []int // completion indexes, -1 for NonIndexed
-	if indexed {
+	if s.indexed {
 		completions := ptrVal(j.Spec.Completions, 0)
-		done := parseIndexes(j.Status.CompletedIndexes, completions)
 		running := map[int]bool{}
 		var keep []*corev1.Pod
 		for _, p := range active {
 			ix := indexOf(p, completions)
-			if ix < 0 || done[ix] || running[ix] {
+			if ix < 0 || s.succeededIx[ix] || running[ix] {
 				surplus = append(surplus, p)
 				continue
 			}
@@ -292,17 +581,18 @@ func (c *Controller) manage(ctx context.Context, key string, j *batchv1.Job, act
 			surplus, keep = append(surplus, keep[:extra]...), keep[extra:]
 		}
 		active = keep
-		for ix := 0; ix < int(completions) && len(active)+len(toCreate) < int(parallelism); ix++ {
-			if !done[ix] && !running[ix] {
+		for ix := 0; ix < int(completions) && int32(len(active)+len(toCreate))+holding < parallelism; ix++ {
+			if !s.succeededIx[ix] && !s.failedIx[ix] && !running[ix] && !holdingIx[ix] {
 				toCreate = append(toCreate, ix)
 			}
 		}
 	} else {
 		want := parallelism
+		succeeded := c.succeeded(s)
 		switch {
 		case j.Spec.Completions != nil:
-			want = min(parallelism, *j.Spec.Completions-j.Status.Succeeded)
-		case j.Status.Succeeded > 0:
+			want = min(parallelism, *j.Spec.Completions-succeeded)
+		case succeeded > 0:
 			want = int32(len(active))
 		}
 		want = max(want, 0)
@@ -310,17 +600,25 @@ func (c *Controller) manage(ctx context.Context, key string, j *batchv1.Job, act
 			sortForDeletion(active)
 			surplus, active = active[:extra], active[extra:]
 		}
-		for range int(want) - len(active) {
+		for range int(want-holding) - len(active) {
 			toCreate = append(toCreate, -1)
 		}
 	}
-	if err := c.deletePods(ctx, key, j, surplus); err != nil {
-		return active, err
+	if len(surplus) > 0 {
+		// Deletions first; creations wait for the next sync, as upstream.
+		deleted, err := c.deletePods(ctx, key, j, surplus, true)
+		return append(active, without(surplus, deleted)...), err
 	}
 	if len(toCreate) == 0 {
 		return active, nil
 	}
-	if wait := c.backoffRemaining(key); wait > 0 {
+	if j.Spec.BackoffLimitPerIndex != nil {
+		var wait time.Duration
+		if toCreate, wait = c.readyIndexes(s, toCreate); len(toCreate) == 0 {
+			c.queue.AddAfter(key, wait)
+			return active, nil
+		}
+	} else if wait := c.backoffRemaining(s.backoff); wait > 0 {
 		c.queue.AddAfter(key, wait)
 		return active, nil
 	}
@@ -336,7 +634,7 @@ func (c *Controller) manage(ctx context.Context, key string, j *batchv1.Job, act
 		results := make(chan result, len(batch))
 		for _, ix := range batch {
 			go func() {
-				p, err := c.createPod(ctx, j, ix)
+				p, err := c.createPod(ctx, s, ix)
 				results <- result{p, err}
 			}()
 		}
@@ -362,36 +660,81 @@ func (c *Controller) manage(ctx context.Context, key string, j *batchv1.Job, act
 	return active, nil
 }
 
-// deletePods deletes pods (their tracking finalizer keeps them until
-// they are counted).
-func (c *Controller) deletePods(ctx context.Context, key string, j *batchv1.Job, pods []*corev1.Pod) error {
+// readyIndexes keeps the indexes whose per-index back-off (10s doubling
+// per failure of the index, from its last failure) is over; when none
+// is, it returns how long until the first one is.
+func (c *Controller) readyIndexes(s *syncState, indexes []int) ([]int, time.Duration) {
+	var ready []int
+	var wait time.Duration
+	now := c.clock.Now()
+	for _, ix := range indexes {
+		p := s.delayed[ix]
+		if p == nil {
+			ready = append(ready, ix)
+			continue
+		}
+		d := backoffBase
+		for i := int32(1); i < absoluteFailures(p)+1 && d < backoffMax; i++ {
+			d *= 2
+		}
+		left := min(d, backoffMax) - now.Sub(finishTime(p, now))
+		if left <= 0 {
+			ready = append(ready, ix)
+		} else if wait == 0 || left < wait {
+			wait = left
+		}
+	}
+	return ready, wait
+}
+
+// deletePods deletes pods and returns those it deleted. With release,
+// their tracking finalizer goes first, so they are not counted (pods no
+// longer wanted); without, it keeps them until counted.
+func (c *Controller) deletePods(ctx context.Context, key string, j *batchv1.Job, pods []*corev1.Pod, release bool) ([]*corev1.Pod, error) {
 	if len(pods) == 0 {
-		return nil
+		return nil, nil
+	}
+	if release {
+		removed, err := c.removeFinalizers(ctx, key, pods, nil)
+		if err != nil {
+			var kept []*corev1.Pod
+			for _, p := range pods {
+				if removed[p.UID] || !hasFinalizer(p) {
+					kept = append(kept, p)
+				}
+			}
+			pods = kept
+		}
 	}
 	uids := make([]types.UID, len(pods))
 	for i, p := range pods {
 		uids[i] = p.UID
 	}
 	c.exp.Expect(key, 0, uids)
+	var deleted []*corev1.Pod
 	var first error
 	for _, p := range pods {
 		err := c.client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
 		if err != nil {
 			c.exp.ObservedDelete(key, p.UID)
-			if !apierrors.IsNotFound(err) && first == nil {
+			if apierrors.IsNotFound(err) {
+				deleted = append(deleted, p)
+			} else if first == nil {
 				c.recorder.Eventf(j, corev1.EventTypeWarning, "FailedDelete", "Error deleting: %v", err)
 				first = fmt.Errorf("delete pod %s/%s: %w", p.Namespace, p.Name, err)
 			}
 			continue
 		}
+		deleted = append(deleted, p)
 		c.recorder.Eventf(j, corev1.EventTypeNormal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
 	}
-	return first
+	return deleted, first
 }
 
 // createPod creates one pod from the job's template (ix is the completion
 // index of an Indexed job, else -1).
-func (c *Controller) createPod(ctx context.Context, j *batchv1.Job, ix int) (*corev1.Pod, error) {
+func (c *Controller) createPod(ctx context.Context, st *syncState, ix int) (*corev1.Pod, error) {
+	j := st.j
 	t := j.Spec.Template.DeepCopy()
 	p := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
@@ -416,6 +759,13 @@ func (c *Controller) createPod(ctx context.Context, j *batchv1.Job, ix int) (*co
 		p.Annotations[CompletionIndexAnnotation], p.Labels[CompletionIndexAnnotation] = s, s
 		if p.Spec.Hostname == "" {
 			p.Spec.Hostname = j.Name + "-" + s
+		}
+		if j.Spec.BackoffLimitPerIndex != nil {
+			failures, ignored := replacementCounts(j, st.delayed[ix])
+			p.Annotations[indexFailureCountAnnotation] = strconv.Itoa(int(failures))
+			if ignored > 0 {
+				p.Annotations[indexIgnoredFailureCountAnnotation] = strconv.Itoa(int(ignored))
+			}
 		}
 		env := corev1.EnvVar{Name: completionIndexEnv, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{
 			FieldPath: "metadata.annotations['" + CompletionIndexAnnotation + "']",

@@ -4,6 +4,7 @@ package job
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -76,27 +77,31 @@ func Completions(j *batchv1.Job) string {
 	return fmt.Sprintf("%d/1", j.Status.Succeeded)
 }
 
-// Status renders the STATUS column as upstream does.
+// Status renders the STATUS column as upstream does: terminal conditions
+// first, then interim ones (a finished job also keeps its interim
+// SuccessCriteriaMet or FailureTarget condition).
 func Status(j *batchv1.Job) string {
-	for _, c := range j.Status.Conditions {
-		if c.Status != corev1.ConditionTrue {
-			continue
+	has := func(t batchv1.JobConditionType) bool {
+		for _, c := range j.Status.Conditions {
+			if c.Type == t && c.Status == corev1.ConditionTrue {
+				return true
+			}
 		}
-		switch c.Type {
-		case batchv1.JobComplete:
-			return "Complete"
-		case batchv1.JobFailed:
-			return "Failed"
-		case batchv1.JobSuspended:
-			return "Suspended"
-		case batchv1.JobFailureTarget:
-			return "FailureTarget"
-		case batchv1.JobSuccessCriteriaMet:
-			return "SuccessCriteriaMet"
-		}
+		return false
 	}
-	if j.DeletionTimestamp != nil {
+	switch {
+	case has(batchv1.JobComplete):
+		return "Complete"
+	case has(batchv1.JobFailed):
+		return "Failed"
+	case j.DeletionTimestamp != nil:
 		return "Terminating"
+	case has(batchv1.JobSuspended):
+		return "Suspended"
+	case has(batchv1.JobFailureTarget):
+		return "FailureTarget"
+	case has(batchv1.JobSuccessCriteriaMet):
+		return "SuccessCriteriaMet"
 	}
 	return "Running"
 }
@@ -126,8 +131,12 @@ func (strategy) Default(obj runtime.Object) {
 		s.Parallelism = &one
 	}
 	if s.BackoffLimit == nil {
-		six := int32(6)
-		s.BackoffLimit = &six
+		// With a per-index limit the job-wide one is off unless set.
+		limit := int32(6)
+		if s.BackoffLimitPerIndex != nil {
+			limit = math.MaxInt32
+		}
+		s.BackoffLimit = &limit
 	}
 	if s.CompletionMode == nil {
 		m := batchv1.NonIndexedCompletion
@@ -138,8 +147,22 @@ func (strategy) Default(obj runtime.Object) {
 		s.Suspend = &f
 	}
 	if s.PodReplacementPolicy == nil {
+		// A pod failure policy needs to see how a pod ended, so its
+		// replacement waits for the terminal phase.
 		p := batchv1.TerminatingOrFailed
+		if s.PodFailurePolicy != nil {
+			p = batchv1.Failed
+		}
 		s.PodReplacementPolicy = &p
+	}
+	if s.PodFailurePolicy != nil {
+		for i := range s.PodFailurePolicy.Rules {
+			for k := range s.PodFailurePolicy.Rules[i].OnPodConditions {
+				if c := &s.PodFailurePolicy.Rules[i].OnPodConditions[k]; c.Status == "" {
+					c.Status = corev1.ConditionTrue
+				}
+			}
+		}
 	}
 	if s.ManualSelector == nil || !*s.ManualSelector {
 		generateSelector(j)
@@ -206,6 +229,7 @@ func validate(j *batchv1.Job) field.ErrorList {
 	if m := s.CompletionMode; m != nil && *m == batchv1.IndexedCompletion && s.Completions == nil {
 		errs = append(errs, field.Required(spec.Child("completions"), fmt.Sprintf("when completion mode is %s", batchv1.IndexedCompletion)))
 	}
+	errs = append(errs, validatePolicies(s, spec)...)
 	errs = append(errs, pod.ValidateSelectedTemplate(s.Selector, &s.Template, spec)...)
 	switch p := s.Template.Spec.RestartPolicy; p {
 	case corev1.RestartPolicyOnFailure, corev1.RestartPolicyNever:
@@ -223,6 +247,83 @@ func ValidateJobTemplateSpec(spec *batchv1.JobSpec, path *field.Path) field.Erro
 	case corev1.RestartPolicyOnFailure, corev1.RestartPolicyNever:
 	default:
 		errs = append(errs, field.NotSupported(path.Child("template", "spec", "restartPolicy"), p, []string{string(corev1.RestartPolicyOnFailure), string(corev1.RestartPolicyNever)}))
+	}
+	return errs
+}
+
+// validatePolicies checks the fields that only make sense together, as
+// upstream does: per-index limits and success policies need Indexed
+// completion, a pod failure policy needs restartPolicy Never.
+func validatePolicies(s *batchv1.JobSpec, spec *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	indexed := s.CompletionMode != nil && *s.CompletionMode == batchv1.IndexedCompletion
+	for name, v := range map[string]*int32{"backoffLimitPerIndex": s.BackoffLimitPerIndex, "maxFailedIndexes": s.MaxFailedIndexes} {
+		if v == nil {
+			continue
+		}
+		if *v < 0 {
+			errs = append(errs, field.Invalid(spec.Child(name), *v, "must be greater than or equal to 0"))
+		}
+		if !indexed {
+			errs = append(errs, field.Invalid(spec.Child(name), *v, "requires indexed completion mode"))
+		}
+	}
+	if s.MaxFailedIndexes != nil && s.BackoffLimitPerIndex == nil {
+		errs = append(errs, field.Required(spec.Child("backoffLimitPerIndex"), "when maxFailedIndexes is specified"))
+	}
+	if sp := s.SuccessPolicy; sp != nil {
+		path := spec.Child("successPolicy")
+		if !indexed {
+			errs = append(errs, field.Invalid(path, "", "requires indexed completion mode"))
+		}
+		if len(sp.Rules) == 0 {
+			errs = append(errs, field.Required(path.Child("rules"), "at least one rule"))
+		}
+		for i, r := range sp.Rules {
+			rp := path.Child("rules").Index(i)
+			if r.SucceededIndexes == nil && r.SucceededCount == nil {
+				errs = append(errs, field.Required(rp, "at least one of succeededCount or succeededIndexes must be specified"))
+			}
+			if r.SucceededCount != nil && *r.SucceededCount < 0 {
+				errs = append(errs, field.Invalid(rp.Child("succeededCount"), *r.SucceededCount, "must be greater than or equal to 0"))
+			}
+		}
+	}
+	if pfp := s.PodFailurePolicy; pfp != nil {
+		path := spec.Child("podFailurePolicy")
+		if s.Template.Spec.RestartPolicy != corev1.RestartPolicyNever {
+			errs = append(errs, field.Invalid(spec.Child("template", "spec", "restartPolicy"), s.Template.Spec.RestartPolicy,
+				"only \"Never\" is supported when podFailurePolicy is specified"))
+		}
+		for i, r := range pfp.Rules {
+			rp := path.Child("rules").Index(i)
+			switch r.Action {
+			case batchv1.PodFailurePolicyActionFailJob, batchv1.PodFailurePolicyActionIgnore, batchv1.PodFailurePolicyActionCount:
+			case batchv1.PodFailurePolicyActionFailIndex:
+				if s.BackoffLimitPerIndex == nil {
+					errs = append(errs, field.Invalid(rp.Child("action"), r.Action, "requires the backoffLimitPerIndex to be set"))
+				}
+			default:
+				errs = append(errs, field.NotSupported(rp.Child("action"), r.Action, []string{string(batchv1.PodFailurePolicyActionCount),
+					string(batchv1.PodFailurePolicyActionFailIndex), string(batchv1.PodFailurePolicyActionFailJob), string(batchv1.PodFailurePolicyActionIgnore)}))
+			}
+			if (r.OnExitCodes == nil) == (len(r.OnPodConditions) == 0) {
+				errs = append(errs, field.Invalid(rp, "", "specifying one of OnExitCodes and OnPodConditions is required"))
+			}
+			if ec := r.OnExitCodes; ec != nil {
+				if ec.Operator != batchv1.PodFailurePolicyOnExitCodesOpIn && ec.Operator != batchv1.PodFailurePolicyOnExitCodesOpNotIn {
+					errs = append(errs, field.NotSupported(rp.Child("onExitCodes", "operator"), ec.Operator, []string{"In", "NotIn"}))
+				}
+				if len(ec.Values) == 0 {
+					errs = append(errs, field.Required(rp.Child("onExitCodes", "values"), "at least one value is required"))
+				}
+				for k, v := range ec.Values {
+					if ec.Operator == batchv1.PodFailurePolicyOnExitCodesOpIn && v == 0 {
+						errs = append(errs, field.Invalid(rp.Child("onExitCodes", "values").Index(k), v, "must not be 0 for the In operator"))
+					}
+				}
+			}
+		}
 	}
 	return errs
 }
