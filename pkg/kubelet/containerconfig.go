@@ -3,7 +3,9 @@ package kubelet
 import (
 	"context"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -37,8 +39,9 @@ func podLabels(p *corev1.Pod) map[string]string {
 	return map[string]string{labelPodName: p.Name, labelPodNamespace: p.Namespace, labelPodUID: string(p.UID)}
 }
 
-// envFor resolves a container's environment: envFrom sources first, then
-// env entries (later ones win), with $(VAR) references expanded.
+// envFor resolves a container's environment: envFrom sources first (each in
+// key order), then env entries (later ones win), with $(VAR)
+// references expanded.
 func (k *Kubelet) envFor(ctx context.Context, p *corev1.Pod, c *corev1.Container) ([]*runtimeapi.KeyValue, error) {
 	var keys []string
 	vals := map[string]string{}
@@ -59,9 +62,13 @@ func (k *Kubelet) envFor(ctx context.Context, p *corev1.Pod, c *corev1.Container
 			}
 			return nil, err
 		}
-		for name, v := range data {
+		for _, name := range slices.Sorted(maps.Keys(data)) {
+			v := data[name]
+			// Any printable ASCII name but '=' is fine (upstream relaxed
+			// the C-identifier rule in 1.34), so "data-1" and "1-data"
+			// keys are passed on.
 			key := from.Prefix + name
-			if len(validation.IsEnvVarName(key)) == 0 {
+			if len(validation.IsRelaxedEnvVarName(key)) == 0 {
 				set(key, v)
 			}
 		}
