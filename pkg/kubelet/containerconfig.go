@@ -2,8 +2,11 @@ package kubelet
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -96,6 +99,15 @@ func (k *Kubelet) envFor(ctx context.Context, p *corev1.Pod, c *corev1.Container
 // expand replaces $(VAR) with known values; $$ escapes, unknown references
 // stay as written, as upstream's expansion does.
 func expand(s string, vals map[string]string) string {
+	return expandWith(s, func(name string) (string, bool) {
+		v, ok := vals[name]
+		return v, ok
+	})
+}
+
+// expandWith expands $(VAR) references with lookup; a reference lookup
+// does not know stays as written.
+func expandWith(s string, lookup func(name string) (string, bool)) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		if s[i] != '$' || i+1 >= len(s) {
@@ -113,7 +125,7 @@ func expand(s string, vals map[string]string) string {
 				continue
 			}
 			name := s[i+2 : i+2+end]
-			if v, ok := vals[name]; ok {
+			if v, ok := lookup(name); ok {
 				b.WriteString(v)
 			} else {
 				b.WriteString(s[i : i+3+end])
@@ -124,6 +136,61 @@ func expand(s string, vals map[string]string) string {
 		}
 	}
 	return b.String()
+}
+
+// expandSubPath expands a volume mount's subPathExpr from the container's
+// env; a reference to a variable that is unset or empty is an error, as
+// upstream's ExpandContainerVolumeMounts makes it.
+func expandSubPath(expr string, vals map[string]string) (string, error) {
+	missing := sets.New[string]()
+	out := expandWith(expr, func(name string) (string, bool) {
+		v := vals[name]
+		if v == "" {
+			missing.Insert(name)
+		}
+		return v, true
+	})
+	if missing.Len() > 0 {
+		return "", fmt.Errorf("missing value for %s", strings.Join(sets.List(missing), ", "))
+	}
+	return out, nil
+}
+
+// subPathHost is the host path of subPath inside volume dir, created (with
+// the volume's mode) when missing. An absolute subPath, one with a ".."
+// element, or one that resolves outside the volume through a symlink is an
+// error, as upstream's makeMounts has it.
+func subPathHost(dir, subPath string) (string, error) {
+	if filepath.IsAbs(subPath) {
+		return "", fmt.Errorf("error SubPath `%s` must not be an absolute path", subPath)
+	}
+	if slices.Contains(strings.Split(filepath.ToSlash(subPath), "/"), "..") {
+		return "", fmt.Errorf("unable to provision SubPath `%s`: must not contain '..'", subPath)
+	}
+	host := filepath.Join(dir, subPath)
+	if _, err := os.Lstat(host); errors.Is(err, fs.ErrNotExist) {
+		mode := fs.FileMode(0o755)
+		if fi, err := os.Stat(dir); err == nil {
+			mode = fi.Mode().Perm()
+		}
+		if err := os.MkdirAll(host, mode); err != nil {
+			return "", fmt.Errorf("unable to provision SubPath `%s`: %w", subPath, err)
+		}
+	} else if err != nil {
+		return "", fmt.Errorf("unable to provision SubPath `%s`: %w", subPath, err)
+	}
+	base, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", fmt.Errorf("unable to provision SubPath `%s`: %w", subPath, err)
+	}
+	real, err := filepath.EvalSymlinks(host)
+	if err != nil {
+		return "", fmt.Errorf("unable to provision SubPath `%s`: %w", subPath, err)
+	}
+	if rel, err := filepath.Rel(base, real); err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return "", fmt.Errorf("subpath %q not within volume path %q", real, base)
+	}
+	return host, nil
 }
 
 func (k *Kubelet) envSource(ctx context.Context, ns string, from corev1.EnvFromSource) (map[string]string, bool, error) {
@@ -290,7 +357,7 @@ func (k *Kubelet) containerConfig(ctx context.Context, p *corev1.Pod, c *corev1.
 	for _, s := range c.Args {
 		args = append(args, expand(s, vals))
 	}
-	mounts, err := k.containerMounts(p, c, attempt, volumes)
+	mounts, err := k.containerMounts(p, c, attempt, volumes, vals)
 	if err != nil {
 		return nil, err
 	}
@@ -318,8 +385,8 @@ func (k *Kubelet) containerConfig(ctx context.Context, p *corev1.Pod, c *corev1.
 }
 
 // containerMounts are the container's volume mounts and its termination
-// message file.
-func (k *Kubelet) containerMounts(p *corev1.Pod, c *corev1.Container, attempt uint32, volumes map[string]string) ([]*runtimeapi.Mount, error) {
+// message file; env holds the container's environment for subPathExpr.
+func (k *Kubelet) containerMounts(p *corev1.Pod, c *corev1.Container, attempt uint32, volumes map[string]string, env map[string]string) ([]*runtimeapi.Mount, error) {
 	var out []*runtimeapi.Mount
 	seen := sets.New[string]()
 	for _, m := range c.VolumeMounts {
@@ -327,8 +394,18 @@ func (k *Kubelet) containerMounts(p *corev1.Pod, c *corev1.Container, attempt ui
 		if !ok {
 			return nil, fmt.Errorf("volume %q is not set up", m.Name)
 		}
-		if m.SubPath != "" {
-			host = filepath.Join(host, filepath.Clean("/"+m.SubPath))
+		subPath := m.SubPath
+		if m.SubPathExpr != "" {
+			var err error
+			if subPath, err = expandSubPath(m.SubPathExpr, env); err != nil {
+				return nil, fmt.Errorf("volume mount %s: %w", m.MountPath, err)
+			}
+		}
+		if subPath != "" {
+			var err error
+			if host, err = subPathHost(host, subPath); err != nil {
+				return nil, err
+			}
 		}
 		prop := runtimeapi.MountPropagation_PROPAGATION_PRIVATE
 		if m.MountPropagation != nil {
