@@ -1,6 +1,7 @@
 package kubelet
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -149,7 +150,11 @@ func (k *Kubelet) state(p *corev1.Pod, c *corev1.Container, s *runtimeapi.Contai
 		return corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(time.Unix(0, s.StartedAt).Truncate(time.Second))}}
 	case runtimeapi.ContainerState_CONTAINER_EXITED:
 		msg := s.Message
-		if m := k.terminationMessage(p, c.Name, s.Metadata.Attempt); m != "" {
+		m := k.terminationMessage(p, c.Name, s.Metadata.Attempt)
+		if fallbackToLogs(c, s.ExitCode, m) && s.LogPath != "" {
+			m = k.logTail(context.TODO(), s.LogPath)
+		}
+		if m != "" {
 			msg = m
 		}
 		t := &corev1.ContainerStateTerminated{
