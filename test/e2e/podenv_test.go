@@ -131,7 +131,7 @@ func TestPodEnvAndSubPaths(t *testing.T) {
 	})
 
 	t.Run("FallbackToLogsOnError", func(t *testing.T) {
-		p := newPod("term-fallback", "sh", "-c", "echo DONE; exit 1")
+		p := newPod("term-fallback", "sh", "-c", "echo -n DONE; exit 1")
 		p.Spec.Containers[0].TerminationMessagePolicy = corev1.TerminationMessageFallbackToLogsOnError
 		create(t, p)
 		got := waitPod(t, c, p.Name, 60*time.Second, "finished", finished)
@@ -139,8 +139,8 @@ func TestPodEnvAndSubPaths(t *testing.T) {
 		if got.Status.Phase != corev1.PodFailed || len(s) != 1 || s[0].State.Terminated == nil {
 			t.Fatalf("pod %s: %+v", got.Status.Phase, s)
 		}
-		if msg := s[0].State.Terminated.Message; msg != "DONE\n" {
-			t.Fatalf("termination message %q, want %q", msg, "DONE\n")
+		if msg := s[0].State.Terminated.Message; msg != "DONE" {
+			t.Fatalf("termination message %q, want %q", msg, "DONE")
 		}
 	})
 }

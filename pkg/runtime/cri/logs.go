@@ -79,12 +79,14 @@ func (w *logWriter) Stream(name string) io.Writer {
 	return s
 }
 
-// Close writes out unfinished lines and closes the log file. Call it only
-// once the streams are no longer written to.
+// Close writes out unfinished lines, as partial ("P") entries since no
+// newline ended them (as containerd does: a reader shows them without
+// one), and closes the log file. Call it only once the streams are no
+// longer written to.
 func (w *logWriter) Close() error {
 	for _, s := range w.streams {
 		if len(s.partial) > 0 {
-			w.entry(s.name, 'F', s.partial)
+			w.entry(s.name, 'P', s.partial)
 			s.partial = nil
 		}
 	}
