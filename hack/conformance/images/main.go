@@ -97,7 +97,14 @@ func build(agnhostPath, porterDir, busyboxPath string) (map[string]v1.Image, err
 		}
 		return nil
 	}
-	agnhost := []v1.Layer{base, toolLayer, agnhostLayer}
+	// Debian's busybox-static sh runs its own applets before PATH (its nc
+	// lacks -v/-t) and drops env names with dashes; upstream's agnhost sh
+	// does neither, so the agnhost images get bash, from the tools, as sh.
+	shLayer, err := imagebuild.Layer(imagebuild.Entry{Path: "bin/sh", Link: "/usr/bin/bash"})
+	if err != nil {
+		return nil, err
+	}
+	agnhost := []v1.Layer{base, toolLayer, agnhostLayer, shLayer}
 	if err := add(imagebuild.Config{Entrypoint: []string{"/agnhost"}, Cmd: []string{"pause"}}, agnhost,
 		e2eRegistry+"agnhost:2.66.1", e2eRegistry+"agnhost:2.55"); err != nil {
 		return nil, err
