@@ -173,4 +173,3 @@ func bounds(item corev1.LimitRangeItem, kind string, req, lim corev1.ResourceLis
 	}
 	return errs
 }
-

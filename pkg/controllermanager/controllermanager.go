@@ -31,6 +31,7 @@ import (
 	"github.com/skiff/skiff/pkg/controller/namespace"
 	"github.com/skiff/skiff/pkg/controller/nodeipam"
 	"github.com/skiff/skiff/pkg/controller/replicaset"
+	"github.com/skiff/skiff/pkg/controller/resourcequota"
 	"github.com/skiff/skiff/pkg/controller/rootcacert"
 	"github.com/skiff/skiff/pkg/controller/serviceaccount"
 	"github.com/skiff/skiff/pkg/controller/servicelb"
@@ -85,6 +86,10 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 	ca, err := rootcacert.New(client, c.RootCA, f, log.With("controller", "root-ca-cert-publisher"))
 	if err != nil {
 		return fmt.Errorf("root CA publisher: %w", err)
+	}
+	rq, err := resourcequota.New(client, f, log.With("controller", "resourcequota"))
+	if err != nil {
+		return fmt.Errorf("resourcequota controller: %w", err)
 	}
 	rs, err := replicaset.NewReplicaSet(client, f, clock.RealClock{}, log.With("controller", "replicaset"))
 	if err != nil {
@@ -160,7 +165,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 		func() { slices.Run(ctx, 5) }, func() { rs.Run(ctx, 5) }, func() { ds.Run(ctx, 2) },
 		func() { rc.Run(ctx, 5) }, func() { jobs.Run(ctx, 5) }, func() { cj.Run(ctx, 5) },
 		func() { ttl.Run(ctx, 2) }, func() { sa.Run(ctx, 2) }, func() { ca.Run(ctx, 2) },
-		func() { ns.Run(ctx, 5) },
+		func() { ns.Run(ctx, 5) }, func() { rq.Run(ctx, 5) },
 	} {
 		wg.Go(run)
 	}
