@@ -68,47 +68,45 @@ func IsTerminal(p *corev1.Pod) bool {
 }
 
 // addPodCompute adds the pod's effective requests and limits: the sum over
-// containers, at least the largest init container, plus overhead.
+// containers, at least the largest init container, plus overhead. cpu,
+// memory and ephemeral-storage count as requests.X (and X) and limits.X;
+// extended resources as requests.X only.
 func addPodCompute(p *corev1.Pod, out corev1.ResourceList) {
-	for _, kind := range []struct {
-		get      func(corev1.ResourceRequirements) corev1.ResourceList
-		cpu, mem corev1.ResourceName
-		alias    bool
-	}{
-		{func(r corev1.ResourceRequirements) corev1.ResourceList { return r.Requests }, corev1.ResourceRequestsCPU, corev1.ResourceRequestsMemory, true},
-		{func(r corev1.ResourceRequirements) corev1.ResourceList { return r.Limits }, corev1.ResourceLimitsCPU, corev1.ResourceLimitsMemory, false},
-	} {
-		for _, res := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
-			sum := resource.Quantity{}
-			found := false
-			for _, c := range p.Spec.Containers {
-				if q, ok := kind.get(c.Resources)[res]; ok {
-					sum.Add(q)
-					found = true
+	total := func(get func(corev1.ResourceRequirements) corev1.ResourceList) corev1.ResourceList {
+		sum := corev1.ResourceList{}
+		for _, c := range p.Spec.Containers {
+			sum = Add(sum, get(c.Resources))
+		}
+		for _, c := range p.Spec.InitContainers {
+			for k, v := range get(c.Resources) {
+				if cur, ok := sum[k]; !ok || v.Cmp(cur) > 0 {
+					sum[k] = v.DeepCopy()
 				}
 			}
-			for _, c := range p.Spec.InitContainers {
-				if q, ok := kind.get(c.Resources)[res]; ok {
-					found = true
-					if q.Cmp(sum) > 0 {
-						sum = q.DeepCopy()
-					}
-				}
+		}
+		for k, v := range p.Spec.Overhead {
+			if q, ok := sum[k]; ok {
+				q.Add(v)
+				sum[k] = q
 			}
-			if q, ok := p.Spec.Overhead[res]; ok && found {
-				sum.Add(q)
-			}
-			if !found {
-				continue
-			}
-			name := kind.cpu
-			if res == corev1.ResourceMemory {
-				name = kind.mem
-			}
-			out[name] = sum
-			if kind.alias {
-				out[res] = sum
-			}
+		}
+		return sum
+	}
+	native := func(k corev1.ResourceName) bool {
+		return k == corev1.ResourceCPU || k == corev1.ResourceMemory || k == corev1.ResourceEphemeralStorage
+	}
+	for k, v := range total(func(r corev1.ResourceRequirements) corev1.ResourceList { return r.Requests }) {
+		switch {
+		case native(k):
+			out[k] = v
+			out[corev1.ResourceName("requests."+string(k))] = v
+		case strings.Contains(string(k), "/") && !strings.Contains(string(k), "kubernetes.io/"):
+			out[corev1.ResourceName("requests."+string(k))] = v
+		}
+	}
+	for k, v := range total(func(r corev1.ResourceRequirements) corev1.ResourceList { return r.Limits }) {
+		if native(k) {
+			out[corev1.ResourceName("limits."+string(k))] = v
 		}
 	}
 }

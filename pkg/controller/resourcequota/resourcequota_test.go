@@ -13,7 +13,7 @@ import (
 )
 
 func TestSyncComputesStatus(t *testing.T) {
-	ctx := context.Background()
+	ctx, cancel := context.WithCancel(context.Background())
 	q := &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: "q", Namespace: "ns"},
 		Spec: corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{
 			"pods": resource.MustParse("5"), "count/pods": resource.MustParse("5"),
@@ -39,6 +39,7 @@ func TestSyncComputesStatus(t *testing.T) {
 	f.Start(ctx.Done())
 	f.WaitForCacheSync(ctx.Done())
 	defer f.Shutdown()
+	defer cancel()
 	if err := c.sync(ctx, "ns"); err != nil {
 		t.Fatal(err)
 	}
