@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/skiff/skiff/test/e2e/framework"
@@ -88,5 +89,30 @@ func TestGarbageCollection(t *testing.T) {
 	framework.Eventually(t, 15*time.Second, "dead owner reference dropped", func() bool {
 		cm, err := cs.CoreV1().ConfigMaps("default").Get(context.Background(), "a-dep-0", metav1.GetOptions{})
 		return err == nil && len(cm.OwnerReferences) == 1 && cm.OwnerReferences[0].Name == "b"
+	})
+
+	// A cycle of blocking owner references (c1 <- c2 <- c3 <- c1) does not
+	// hold a foreground deletion forever: every member goes.
+	var cyc []*corev1.ConfigMap
+	for i := range 3 {
+		cm, err := cs.CoreV1().ConfigMaps("default").Create(context.Background(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cyc%d", i)}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cyc = append(cyc, cm)
+	}
+	for i, cm := range cyc {
+		owner := cyc[(i+2)%3]
+		patch := fmt.Sprintf(`{"metadata":{"ownerReferences":[{"apiVersion":"v1","kind":"ConfigMap","name":%q,"uid":%q,"controller":true,"blockOwnerDeletion":true}]}}`, owner.Name, owner.UID)
+		if _, err := cs.CoreV1().ConfigMaps("default").Patch(context.Background(), cm.Name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fg := metav1.DeletePropagationForeground
+	if err := cs.CoreV1().ConfigMaps("default").Delete(context.Background(), "cyc0", metav1.DeleteOptions{PropagationPolicy: &fg}); err != nil {
+		t.Fatal(err)
+	}
+	framework.Eventually(t, 30*time.Second, "every member of an ownership cycle deleted", func() bool {
+		return gone(cs, "cyc0") && gone(cs, "cyc1") && gone(cs, "cyc2")
 	})
 }

@@ -114,7 +114,17 @@ func build(agnhostPath, porterDir, busyboxPath string) (map[string]v1.Image, err
 	if err := add(imagebuild.Config{Cmd: []string{"/bin/sh"}}, agnhost, e2eRegistry+"glibc-dns-testing:2.1.1"); err != nil {
 		return nil, err
 	}
-	if err := add(imagebuild.Config{Cmd: []string{"sh"}}, []v1.Layer{base},
+	// The busybox images get bash as sh for the same reason: the env
+	// specs print variables whose names have dashes.
+	bashEntries, err := imagebuild.HostBinaries("/usr/bin/bash")
+	if err != nil {
+		return nil, err
+	}
+	bashLayer, err := imagebuild.Layer(bashEntries...)
+	if err != nil {
+		return nil, err
+	}
+	if err := add(imagebuild.Config{Cmd: []string{"sh"}}, []v1.Layer{base, bashLayer, shLayer},
 		e2eRegistry+"busybox:1.37.0-2", e2eRegistry+"busybox:1.36.1-1"); err != nil {
 		return nil, err
 	}

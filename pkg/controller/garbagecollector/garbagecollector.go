@@ -203,10 +203,14 @@ func (gc *GC) observe(gvr schema.GroupVersionResource, obj any, deleted bool) {
 		}
 		delete(gc.pending, uid)
 	}
-	// Re-link owners.
+	// Re-link owners. An owner waiting for its dependents looks again:
+	// this one may have stopped blocking it.
 	for _, o := range n.owners {
 		if owner := gc.nodes[o.UID]; owner != nil {
 			delete(owner.dependents, uid)
+			if owner.deleting && slices.Contains(owner.finalizers, FinalizerForeground) {
+				gc.attemptToDelete.Add(owner.ref.uid)
+			}
 		} else if p := gc.pending[o.UID]; p != nil {
 			p.Delete(uid)
 		}
@@ -284,7 +288,7 @@ func (gc *GC) snapshot(uid types.UID) (n node, dependents []objectRef, blocking 
 }
 
 // attemptDelete handles one object: an owner in foreground deletion
-// deletes its dependents and then drops its finalizer; a dependent whose
+// queues its dependents and drops its finalizer once none blocks it; a dependent whose
 // owners are all gone is deleted, one with some live owners drops the
 // references to the gone ones.
 func (gc *GC) attemptDelete(ctx context.Context, uid types.UID) error {
@@ -293,10 +297,10 @@ func (gc *GC) attemptDelete(ctx context.Context, uid types.UID) error {
 		return nil
 	}
 	if n.deleting && slices.Contains(n.finalizers, FinalizerForeground) {
+		// Each dependent decides for itself (it may have other owners,
+		// or close a cycle of references).
 		for _, d := range dependents {
-			if err := gc.deleteObject(ctx, d, metav1.DeletePropagationForeground); err != nil {
-				return err
-			}
+			gc.attemptToDelete.Add(d.uid)
 		}
 		if blocking == 0 {
 			return gc.removeFinalizer(ctx, n.ref, FinalizerForeground)
@@ -329,11 +333,64 @@ func (gc *GC) attemptDelete(ctx context.Context, uid types.UID) error {
 		return gc.removeOwnerRefs(ctx, n.ref, append(dangling, waiting...))
 	case len(waiting) > 0:
 		// An owner waits for us: go in the foreground too, so that our
-		// own dependents go first.
+		// own dependents go first. When one of those dependents is itself
+		// waiting for its dependents, the references may form a cycle
+		// that would wait forever: stop blocking our owners first, as
+		// upstream does.
+		if gc.dependentWaiting(uid) {
+			if err := gc.unblockOwnerRefs(ctx, n.ref); err != nil {
+				return err
+			}
+		}
 		return gc.deleteObject(ctx, n.ref, metav1.DeletePropagationForeground)
 	default:
 		return gc.deleteObject(ctx, n.ref, metav1.DeletePropagationBackground)
 	}
+}
+
+// dependentWaiting reports whether a dependent of uid is being deleted in
+// the foreground (waiting for its own dependents).
+func (gc *GC) dependentWaiting(uid types.UID) bool {
+	gc.mu.Lock()
+	defer gc.mu.Unlock()
+	p := gc.nodes[uid]
+	if p == nil {
+		return false
+	}
+	for _, d := range p.dependents {
+		if d.deleting && slices.Contains(d.finalizers, FinalizerForeground) {
+			return true
+		}
+	}
+	return false
+}
+
+// unblockOwnerRefs sets blockOwnerDeletion=false on every owner reference
+// of the object (merge patch of the list, guarded by UID and
+// resourceVersion).
+func (gc *GC) unblockOwnerRefs(ctx context.Context, ref objectRef) error {
+	cur, err := gc.resource(ref).Get(ctx, ref.name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if cur.UID != ref.uid {
+		return nil
+	}
+	refs := slices.Clone(cur.OwnerReferences)
+	changed := false
+	for i := range refs {
+		if refs[i].BlockOwnerDeletion != nil && *refs[i].BlockOwnerDeletion {
+			refs[i].BlockOwnerDeletion = new(false)
+			changed = true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	return gc.patchMeta(ctx, ref, map[string]any{"ownerReferences": refs, "uid": ref.uid, "resourceVersion": cur.ResourceVersion})
 }
 
 type ownerStateKind int
