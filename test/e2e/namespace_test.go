@@ -30,9 +30,33 @@ metadata:
   namespace: doomed
   finalizers: ["example.com/hold"]
 `, "create", "-f", "-")
+	k.MustIn(t, c, `apiVersion: v1
+kind: Pod
+metadata:
+  name: holder
+  namespace: doomed
+  finalizers: ["example.com/hold"]
+spec:
+  containers: [{name: c, image: registry.local/none:v1}]
+`, "create", "-f", "-")
 	k.Must(t, c, "delete", "namespace", "doomed", "--wait=false")
 	cs := c.Client()
 	ctx := context.Background()
+	// Pods go first: while one remains, nothing else is deleted, and the
+	// namespace carries upstream's five conditions.
+	framework.Eventually(t, 15*time.Second, "pod terminating, held by its finalizer, with the conditions", func() bool {
+		p, err := cs.CoreV1().Pods("doomed").Get(ctx, "holder", metav1.GetOptions{})
+		if err != nil || p.DeletionTimestamp == nil {
+			return false
+		}
+		ns, err := cs.CoreV1().Namespaces().Get(ctx, "doomed", metav1.GetOptions{})
+		return err == nil && len(ns.Status.Conditions) == 5
+	})
+	time.Sleep(3 * time.Second) // a namespace controller pass or more
+	if out := k.Must(t, c, "-n", "doomed", "get", "secrets,services,configmaps", "-o", "name"); !strings.Contains(out, "secret/token") || !strings.Contains(out, "configmap/settings") {
+		t.Fatalf("objects deleted before the namespace's pods:\n%s", out)
+	}
+	k.Must(t, c, "-n", "doomed", "patch", "pod", "holder", "--type=merge", "-p", `{"metadata":{"finalizers":null}}`)
 	framework.Eventually(t, 15*time.Second, "only the held configmap left, with the condition", func() bool {
 		ns, err := cs.CoreV1().Namespaces().Get(ctx, "doomed", metav1.GetOptions{})
 		if err != nil || ns.Status.Phase != corev1.NamespaceTerminating {

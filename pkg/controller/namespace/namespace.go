@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -19,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/client-go/discovery"
@@ -93,26 +95,91 @@ func (c *Controller) sync(ctx context.Context, name string) (bool, error) {
 		return false, nil
 	}
 	resources, discoveryErr := c.namespacedResources()
-	var errs []error
-	left := map[string]int{}
+	st := deletionState{left: map[string]int{}, finalizers: map[string]int{}, discoveryErr: discoveryErr}
+	// Pods go first (upstream's OrderedNamespaceDeletion): what they use
+	// (configmaps, secrets, service accounts) stays until they are gone.
+	pods := schema.GroupVersionResource{Version: "v1", Resource: "pods"}
+	if slices.Contains(resources, pods) {
+		st.deleteAll(ctx, c, name, pods)
+		if st.left[pods.GroupResource().String()] > 0 {
+			c.setConditions(ctx, ns, st.conditions())
+			return true, errors.Join(st.errs...)
+		}
+	}
 	for _, gvr := range resources {
-		n, err := c.deleteAll(ctx, name, gvr)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", gvr.Resource, err))
-		}
-		if n > 0 {
-			left[gvr.GroupResource().String()] = n
+		if gvr != pods {
+			st.deleteAll(ctx, c, name, gvr)
 		}
 	}
-	if err := errors.Join(errs...); err != nil || discoveryErr != nil {
-		c.setCondition(ctx, ns, corev1.NamespaceDeletionContentFailure, fmt.Sprint(errors.Join(err, discoveryErr)))
-		return false, errors.Join(err, discoveryErr)
+	c.setConditions(ctx, ns, st.conditions())
+	if err := errors.Join(append(st.errs, discoveryErr)...); err != nil {
+		return false, err
 	}
-	if len(left) > 0 {
-		c.setCondition(ctx, ns, corev1.NamespaceContentRemaining, remainingMessage(left))
+	if len(st.left) > 0 {
 		return true, nil
 	}
 	return false, c.finalize(ctx, ns)
+}
+
+// deletionState gathers one pass over a namespace's contents.
+type deletionState struct {
+	discoveryErr error
+	errs         []error
+	// left counts remaining objects by group-resource, finalizers the
+	// finalizers they still carry.
+	left       map[string]int
+	finalizers map[string]int
+}
+
+func (st *deletionState) deleteAll(ctx context.Context, c *Controller, ns string, gvr schema.GroupVersionResource) {
+	items, err := c.deleteAll(ctx, ns, gvr)
+	if err != nil {
+		st.errs = append(st.errs, fmt.Errorf("%s: %w", gvr.Resource, err))
+	}
+	if len(items) > 0 {
+		st.left[gvr.GroupResource().String()] = len(items)
+	}
+	for _, it := range items {
+		for _, f := range it.GetFinalizers() {
+			st.finalizers[f]++
+		}
+	}
+}
+
+// conditions are the namespace's five deletion conditions, as upstream
+// sets them: True with the problem, or False with the "all is well"
+// reason.
+func (st *deletionState) conditions() []corev1.NamespaceCondition {
+	cond := func(typ corev1.NamespaceConditionType, bad bool, badReason, badMsg, okReason, okMsg string) corev1.NamespaceCondition {
+		if bad {
+			return corev1.NamespaceCondition{Type: typ, Status: corev1.ConditionTrue, Reason: badReason, Message: badMsg}
+		}
+		return corev1.NamespaceCondition{Type: typ, Status: corev1.ConditionFalse, Reason: okReason, Message: okMsg}
+	}
+	counted := func(m map[string]int, format string) string {
+		parts := make([]string, 0, len(m))
+		for k, n := range m {
+			parts = append(parts, fmt.Sprintf(format, k, n))
+		}
+		sort.Strings(parts)
+		return strings.Join(parts, ", ")
+	}
+	errMsgs := make([]string, 0, len(st.errs))
+	for _, e := range st.errs {
+		errMsgs = append(errMsgs, e.Error())
+	}
+	sort.Strings(errMsgs)
+	return []corev1.NamespaceCondition{
+		cond(corev1.NamespaceDeletionDiscoveryFailure, st.discoveryErr != nil, "DiscoveryFailed", fmt.Sprint(st.discoveryErr), "ResourcesDiscovered", "All resources successfully discovered"),
+		cond(corev1.NamespaceDeletionGVParsingFailure, false, "", "", "ParsedGroupVersions", "All legacy kube types successfully parsed"),
+		cond(corev1.NamespaceDeletionContentFailure, len(st.errs) > 0, "ContentDeletionFailed",
+			fmt.Sprintf("Failed to delete all resource types, %d remaining: %s", len(st.errs), strings.Join(errMsgs, ", ")),
+			"ContentDeleted", "All content successfully deleted, may be waiting on finalization"),
+		cond(corev1.NamespaceContentRemaining, len(st.left) > 0, "SomeResourcesRemain",
+			"Some resources are remaining: "+counted(st.left, "%s has %d resource instances"), "ContentRemoved", "All content successfully removed"),
+		cond(corev1.NamespaceFinalizersRemaining, len(st.finalizers) > 0, "SomeFinalizersRemain",
+			"Some content in the namespace has finalizers remaining: "+counted(st.finalizers, "%s in %d resource instances"), "ContentHasNoFinalizers", "All content-preserving finalizers finished"),
+	}
 }
 
 // namespacedResources are the served namespaced resources that can be
@@ -152,29 +219,29 @@ func dedupeEvents(in []schema.GroupVersionResource) []schema.GroupVersionResourc
 	return out
 }
 
-// deleteAll deletes a resource's objects in the namespace and returns how
-// many are still there (terminating pods, objects with finalizers).
-func (c *Controller) deleteAll(ctx context.Context, ns string, gvr schema.GroupVersionResource) (int, error) {
+// deleteAll deletes a resource's objects in the namespace and returns
+// those still there (terminating pods, objects with finalizers).
+func (c *Controller) deleteAll(ctx context.Context, ns string, gvr schema.GroupVersionResource) ([]unstructured.Unstructured, error) {
 	ri := c.dynamic.Resource(gvr).Namespace(ns)
 	l, err := ri.List(ctx, metav1.ListOptions{})
 	if apierrors.IsNotFound(err) || apierrors.IsMethodNotSupported(err) {
-		return 0, nil
+		return nil, nil
 	}
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	if len(l.Items) == 0 {
-		return 0, nil
+		return nil, nil
 	}
 	background := metav1.DeletePropagationBackground
 	if err := ri.DeleteCollection(ctx, metav1.DeleteOptions{PropagationPolicy: &background}, metav1.ListOptions{}); err != nil && !apierrors.IsNotFound(err) {
-		return len(l.Items), err
+		return l.Items, err
 	}
 	l, err = ri.List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	return len(l.Items), nil
+	return l.Items, nil
 }
 
 func hasFinalizer(ns *corev1.Namespace) bool {
@@ -184,15 +251,6 @@ func hasFinalizer(ns *corev1.Namespace) bool {
 		}
 	}
 	return false
-}
-
-func remainingMessage(left map[string]int) string {
-	parts := make([]string, 0, len(left))
-	for r, n := range left {
-		parts = append(parts, fmt.Sprintf("%s has %d resource instances", r, n))
-	}
-	sort.Strings(parts)
-	return "Some resources are remaining: " + strings.Join(parts, ", ")
 }
 
 // finalize removes the "kubernetes" finalizer; the API server then deletes
@@ -216,30 +274,32 @@ func (c *Controller) finalize(ctx context.Context, ns *corev1.Namespace) error {
 	return err
 }
 
-// setCondition records why a namespace is still Terminating.
-func (c *Controller) setCondition(ctx context.Context, ns *corev1.Namespace, typ corev1.NamespaceConditionType, msg string) {
-	reason := map[corev1.NamespaceConditionType]string{
-		corev1.NamespaceContentRemaining:       "SomeResourcesRemain",
-		corev1.NamespaceDeletionContentFailure: "ContentDeletionFailed",
-	}[typ]
-	for _, cond := range ns.Status.Conditions {
-		if cond.Type == typ && cond.Status == corev1.ConditionTrue && cond.Message == msg {
-			return
-		}
-	}
+// setConditions records why a namespace is still Terminating, writing
+// the status only when a condition changed.
+func (c *Controller) setConditions(ctx context.Context, ns *corev1.Namespace, conds []corev1.NamespaceCondition) {
 	ns = ns.DeepCopy()
-	cond := corev1.NamespaceCondition{Type: typ, Status: corev1.ConditionTrue, Reason: reason, Message: msg, LastTransitionTime: metav1.Now()}
-	replaced := false
-	for i := range ns.Status.Conditions {
-		if ns.Status.Conditions[i].Type == typ {
-			ns.Status.Conditions[i] = cond
-			replaced = true
+	changed := false
+	now := metav1.Now()
+	for _, want := range conds {
+		i := slices.IndexFunc(ns.Status.Conditions, func(c corev1.NamespaceCondition) bool { return c.Type == want.Type })
+		switch {
+		case i < 0:
+			want.LastTransitionTime = now
+			ns.Status.Conditions = append(ns.Status.Conditions, want)
+			changed = true
+		case ns.Status.Conditions[i].Status != want.Status || ns.Status.Conditions[i].Reason != want.Reason || ns.Status.Conditions[i].Message != want.Message:
+			want.LastTransitionTime = now
+			if ns.Status.Conditions[i].Status == want.Status {
+				want.LastTransitionTime = ns.Status.Conditions[i].LastTransitionTime
+			}
+			ns.Status.Conditions[i] = want
+			changed = true
 		}
 	}
-	if !replaced {
-		ns.Status.Conditions = append(ns.Status.Conditions, cond)
+	if !changed {
+		return
 	}
 	if _, err := c.client.CoreV1().Namespaces().UpdateStatus(ctx, ns, metav1.UpdateOptions{}); err != nil && !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
-		c.log.Warn("namespace condition", "namespace", ns.Name, "err", err)
+		c.log.Warn("namespace conditions", "namespace", ns.Name, "err", err)
 	}
 }
