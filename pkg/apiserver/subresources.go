@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
+	"strings"
 
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -15,6 +18,7 @@ import (
 
 	"github.com/skiff/skiff/pkg/api"
 	"github.com/skiff/skiff/pkg/registry"
+	"github.com/skiff/skiff/pkg/registry/proxy"
 )
 
 var autoscalingV1 = schema.GroupVersion{Group: "autoscaling", Version: "v1"}
@@ -45,16 +49,28 @@ func (s *Server) serveSubresource(w http.ResponseWriter, r *http.Request, ri *re
 		return
 	}
 	for _, sub := range res.Subresources {
-		if sub.Name != ri.Subresource {
+		name, path, hasPath := strings.Cut(ri.Subresource, "/")
+		if name != sub.Name || (hasPath && !sub.TakesPath) {
 			continue
 		}
-		s.serveCustomSubresource(w, r, ri, st, sub)
+		if hasPath {
+			// pods/NAME/proxy/PATH is pods/NAME/proxy?path=PATH.
+			q := r.URL.Query()
+			q.Set(proxy.PathParam, "/"+path)
+			if strings.HasSuffix(r.URL.Path, "/") && !strings.HasSuffix(path, "/") {
+				q.Set(proxy.PathParam, "/"+path+"/")
+			}
+			ri.Subresource = name
+			s.serveCustomSubresource(w, r, ri, st, sub, q)
+			return
+		}
+		s.serveCustomSubresource(w, r, ri, st, sub, r.URL.Query())
 		return
 	}
 	writeError(w, r, apierrors.NewGenericServerResponse(http.StatusNotFound, "", schema.GroupResource{}, "", "the server could not find the requested resource", 0, false))
 }
 
-func (s *Server) serveCustomSubresource(w http.ResponseWriter, r *http.Request, ri *requestInfo, st *registry.Store, sub registry.Subresource) {
+func (s *Server) serveCustomSubresource(w http.ResponseWriter, r *http.Request, ri *requestInfo, st *registry.Store, sub registry.Subresource, opts url.Values) {
 	ctx := r.Context()
 	gr := schema.GroupResource{Group: st.Resource.Group, Resource: st.Resource.Resource + "/" + sub.Name}
 	dryRun, err := dryRunParam(r.URL.Query())
@@ -63,8 +79,8 @@ func (s *Server) serveCustomSubresource(w http.ResponseWriter, r *http.Request, 
 		return
 	}
 	switch {
-	case sub.Connect != nil && (ri.Verb == "get" || ri.Verb == "create"):
-		h, err := sub.Connect(ctx, ri.Namespace, ri.Name, r.URL.Query())
+	case sub.Connect != nil && slices.Contains(sub.Verbs, ri.Verb):
+		h, err := sub.Connect(ctx, ri.Namespace, ri.Name, opts)
 		if err != nil {
 			writeError(w, r, err)
 			return

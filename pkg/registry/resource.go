@@ -70,6 +70,10 @@ type Subresource struct {
 	// Connect serves a streaming subresource (log, exec, attach,
 	// portforward): it returns the handler that talks to the client.
 	Connect func(ctx context.Context, ns, name string, opts url.Values) (http.Handler, error)
+	// TakesPath says the subresource takes a trailing path
+	// (pods/NAME/proxy/PATH): the API server passes it to Connect as the
+	// "path" option.
+	TakesPath bool
 	// Update serves PUT of the whole object through the subresource
 	// (namespaces/finalize); it is given the decoded object.
 	Update func(ctx context.Context, name string, obj runtime.Object, dryRun bool) (runtime.Object, error)

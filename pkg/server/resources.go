@@ -15,6 +15,7 @@ import (
 	"github.com/skiff/skiff/pkg/admission"
 	"github.com/skiff/skiff/pkg/openapi"
 	"github.com/skiff/skiff/pkg/registry"
+	"github.com/skiff/skiff/pkg/registry/proxy"
 	"github.com/skiff/skiff/pkg/registry/configmap"
 	"github.com/skiff/skiff/pkg/registry/event"
 	"github.com/skiff/skiff/pkg/registry/limitrange"
@@ -47,6 +48,9 @@ type builder struct {
 	ttls map[string]time.Duration
 	// kubelets finds nodes' kubelets for the streaming subresources.
 	kubelets pod.NodeLocator
+	// backends reaches pods and service endpoints for the proxy
+	// subresources.
+	backends http.RoundTripper
 	// admission runs on writes to every resource added after it is set.
 	admission []registry.Admitter
 	stores    []*registry.Store
@@ -125,6 +129,7 @@ func buildStores(ctx context.Context, st *etcd3.Store, clk clock.PassiveClock, c
 		return nil, err
 	}
 	b.kubelets = locator
+	b.backends = proxy.NewTransport()
 	// Namespaces come first: the lifecycle admission of everything else
 	// reads them.
 	nsRes := namespace.NewResource(clk)

@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -27,12 +29,28 @@ import (
 // one storage). New namespaces get their default service account when
 // they are created (see serviceaccount.WithDefaultAccount).
 func clusterResources(b *builder) error {
-	svc, err := service.NewResource(service.Config{ServiceCIDR: b.cfg.ServiceCIDR, Seed: uint64(time.Now().UnixNano())})
+	seed := uint64(time.Now().UnixNano())
+	pick := rand.New(rand.NewPCG(seed, seed>>1))
+	var pickMu sync.Mutex
+	getter := func(gr string) func() service.Getter {
+		return func() service.Getter { return b.find(gr) }
+	}
+	svc, err := service.NewResource(service.Config{ServiceCIDR: b.cfg.ServiceCIDR, Seed: seed, Proxy: service.ProxyConfig{
+		Services: getter("services"), Endpoints: getter("endpoints"), Pods: getter("pods"),
+		Backends: b.backends,
+		Intn: func(n int) int {
+			pickMu.Lock()
+			defer pickMu.Unlock()
+			return pick.IntN(n)
+		},
+	}})
 	if err != nil {
 		return fmt.Errorf("services: %w", err)
 	}
+	nodes := node.NewResource()
+	nodes.Subresources = []registry.Subresource{node.ProxySubresource(b.kubelets.Kubelet)}
 	for _, r := range []*registry.Resource{
-		node.NewResource(),
+		nodes,
 		svc,
 		endpoints.NewResource(),
 		endpointslice.NewResource(),

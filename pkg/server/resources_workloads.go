@@ -17,7 +17,7 @@ import (
 func workloadResources(b *builder) error {
 	podRes := pod.NewResource()
 	pods := b.add(podRes)
-	podRes.Subresources = pod.Subresources(pods, b.clock, b.kubelets)
+	podRes.Subresources = pod.Subresources(pods, b.clock, b.kubelets, b.backends)
 	for _, r := range []*registry.Resource{
 		replicationcontroller.NewResource(),
 		replicaset.NewResource(),

@@ -26,6 +26,7 @@ import (
 
 	"github.com/skiff/skiff/pkg/registry"
 	"github.com/skiff/skiff/pkg/registry/netvalidation"
+	"github.com/skiff/skiff/pkg/registry/proxy"
 )
 
 // Role labels: node-role.kubernetes.io/<role> and the older
@@ -34,6 +35,38 @@ const (
 	RoleLabelPrefix = "node-role.kubernetes.io/"
 	LegacyRoleLabel = "kubernetes.io/role"
 )
+
+// KubeletLocator finds a node's kubelet and the transport that reaches
+// it as the API server.
+type KubeletLocator func(ctx context.Context, node string) (*url.URL, http.RoundTripper, error)
+
+// ProxySubresource returns nodes/proxy: .../nodes/NAME[:PORT]/proxy/PATH
+// goes to that node's kubelet (on PORT when given), as the API server's
+// kubelet client.
+func ProxySubresource(kubelet KubeletLocator) registry.Subresource {
+	return registry.Subresource{Name: "proxy", Kind: "NodeProxyOptions", Verbs: proxy.Verbs, TakesPath: true,
+		Connect: func(ctx context.Context, _, id string, opts url.Values) (http.Handler, error) {
+			scheme, name, port, err := proxy.SplitName("node", id)
+			if err != nil {
+				return nil, err
+			}
+			base, transport, err := kubelet(ctx, name)
+			if err != nil {
+				if apierrors.IsNotFound(err) {
+					return nil, err
+				}
+				return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("node %q: %v", name, err))
+			}
+			loc := *base
+			if scheme != "" {
+				loc.Scheme = scheme
+			}
+			if port != "" {
+				loc.Host = net.JoinHostPort(loc.Hostname(), port)
+			}
+			return proxy.Handler(&loc, opts.Get(proxy.PathParam), transport), nil
+		}}
+}
 
 // NewResource describes the nodes resource.
 func NewResource() *registry.Resource {
@@ -49,10 +82,6 @@ func NewResource() *registry.Resource {
 		Fields: func(obj runtime.Object) fields.Set {
 			return fields.Set{"spec.unschedulable": strconv.FormatBool(obj.(*corev1.Node).Spec.Unschedulable)}
 		},
-		Subresources: []registry.Subresource{{Name: "proxy", Kind: "NodeProxyOptions", Verbs: []string{"create", "delete", "get", "patch", "update"},
-			Connect: func(_ context.Context, _, name string, _ url.Values) (http.Handler, error) {
-				return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("node %q has no kubelet endpoint yet", name))
-			}}},
 		Table: &registry.TableColumns{
 			Columns: []metav1.TableColumnDefinition{
 				registry.NameColumn,

@@ -25,6 +25,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/skiff/skiff/pkg/registry"
+	"github.com/skiff/skiff/pkg/registry/proxy"
 )
 
 // NewResource describes the pods resource.
@@ -123,20 +124,24 @@ type NodeLocator interface {
 	Kubelet(ctx context.Context, node string) (base *url.URL, transport http.RoundTripper, err error)
 }
 
-// Subresources returns pods' binding, eviction and streaming subresources,
-// served through store; logs are proxied to the pod's kubelet found by
-// nodes.
-func Subresources(store *registry.Store, clk clock.PassiveClock, nodes NodeLocator) []registry.Subresource {
+// Subresources returns pods' binding, eviction, streaming and proxy
+// subresources, served through store; logs and streams are proxied to the
+// pod's kubelet found by nodes, pods/proxy to the pod itself through
+// backends.
+func Subresources(store *registry.Store, clk clock.PassiveClock, nodes NodeLocator, backends http.RoundTripper) []registry.Subresource {
 	connect := func(name, kind string) registry.Subresource {
 		return registry.Subresource{
 			Name: name, Kind: kind, Verbs: []string{"create", "get"},
 			Connect: func(ctx context.Context, ns, pod string, opts url.Values) (http.Handler, error) {
-				if name == "proxy" {
-					return nil, streamingUnavailable(ctx, store, ns, pod, name, opts)
-				}
 				return streamProxy(ctx, store, nodes, name, ns, pod, opts)
 			},
 		}
+	}
+	podProxy := registry.Subresource{
+		Name: "proxy", Kind: "PodProxyOptions", Verbs: proxy.Verbs, TakesPath: true,
+		Connect: func(ctx context.Context, ns, id string, opts url.Values) (http.Handler, error) {
+			return proxyHandler(ctx, store, backends, ns, id, opts)
+		},
 	}
 	log := registry.Subresource{
 		Name: "log", Kind: "Pod", Verbs: []string{"get"},
@@ -174,7 +179,7 @@ func Subresources(store *registry.Store, clk clock.PassiveClock, nodes NodeLocat
 		connect("exec", "PodExecOptions"),
 		connect("attach", "PodAttachOptions"),
 		connect("portforward", "PodPortForwardOptions"),
-		connect("proxy", "PodProxyOptions"),
+		podProxy,
 	}
 }
 
@@ -292,24 +297,6 @@ func logProxy(ctx context.Context, store *registry.Store, nodes NodeLocator, ns,
 			writeUnavailable(w, fmt.Sprintf("error reaching the kubelet of node %q: %v", p.Spec.NodeName, err))
 		},
 	}, nil
-}
-
-// streamingUnavailable returns the error pods/proxy gives until it is
-// served: upstream's shapes for missing pods, containers and hosts, and
-// 503 otherwise.
-func streamingUnavailable(ctx context.Context, store *registry.Store, ns, name, sub string, opts url.Values) error {
-	obj, err := store.Get(ctx, ns, name, &metav1.GetOptions{})
-	if err != nil {
-		return err
-	}
-	p := obj.(*corev1.Pod)
-	if c := opts.Get("container"); c != "" && !hasContainer(p, c) {
-		return apierrors.NewBadRequest(fmt.Sprintf("container %s is not valid for pod %s", c, name))
-	}
-	if p.Spec.NodeName == "" {
-		return apierrors.NewBadRequest(fmt.Sprintf("pod %s does not have a host assigned", name))
-	}
-	return apierrors.NewServiceUnavailable(fmt.Sprintf("pods/%s: node %q has no kubelet streaming endpoint yet", sub, p.Spec.NodeName))
 }
 
 func hasContainer(p *corev1.Pod, name string) bool {

@@ -9,14 +9,11 @@ package service
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"net/url"
 	"sort"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -43,6 +40,8 @@ type Config struct {
 	ServiceCIDR string
 	// Seed seeds the random choice of free IPs and ports.
 	Seed uint64
+	// Proxy is what services/proxy reads.
+	Proxy ProxyConfig
 }
 
 // NewResource describes the services resource; it fails when the service
@@ -69,10 +68,7 @@ func NewResource(cfg Config) (*registry.Resource, error) {
 			s := obj.(*corev1.Service)
 			return fields.Set{"spec.clusterIP": s.Spec.ClusterIP, "spec.type": string(s.Spec.Type)}
 		},
-		Subresources: []registry.Subresource{{Name: "proxy", Kind: "ServiceProxyOptions", Verbs: []string{"create", "delete", "get", "patch", "update"},
-			Connect: func(context.Context, string, string, url.Values) (http.Handler, error) {
-				return nil, apierrors.NewServiceUnavailable("services/proxy is not served yet")
-			}}},
+		Subresources:         []registry.Subresource{ProxySubresource(cfg.Proxy)},
 		Table: &registry.TableColumns{
 			Columns: []metav1.TableColumnDefinition{
 				registry.NameColumn,
