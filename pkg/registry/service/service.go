@@ -68,7 +68,7 @@ func NewResource(cfg Config) (*registry.Resource, error) {
 			s := obj.(*corev1.Service)
 			return fields.Set{"spec.clusterIP": s.Spec.ClusterIP, "spec.type": string(s.Spec.Type)}
 		},
-		Subresources:         []registry.Subresource{ProxySubresource(cfg.Proxy)},
+		Subresources: []registry.Subresource{ProxySubresource(cfg.Proxy)},
 		Table: &registry.TableColumns{
 			Columns: []metav1.TableColumnDefinition{
 				registry.NameColumn,
