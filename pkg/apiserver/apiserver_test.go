@@ -163,6 +163,16 @@ func TestBadInputShapes(t *testing.T) {
 	if code != 201 || !strings.Contains(hdr.Get("Warning"), `unknown field \"bogus\"`) {
 		t.Fatalf("warn validation: %d warning %q", code, hdr.Get("Warning"))
 	}
+	// A huge unknown field name under the default (Warn) validation: the
+	// object is created and the reply stays well-formed, its warning capped.
+	huge := fmt.Sprintf(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"huge-field"},%q:1}`, strings.Repeat("f", 1<<20))
+	code, body, hdr = rawRequest(t, srv, "POST", "/api/v1/namespaces/default/configmaps", "application/json", []byte(huge))
+	if code != 201 || !strings.Contains(body, `"name":"huge-field"`) {
+		t.Fatalf("huge unknown field: %d %.200s", code, body)
+	}
+	if ws := hdr.Values("Warning"); len(ws) != 1 || len(ws[0]) > 300 || !strings.HasPrefix(ws[0], `299 - "unknown field \"ffff`) {
+		t.Fatalf("huge unknown field: warnings %.300q, want one truncated to 256 characters", ws)
+	}
 	code, body, _ = rawRequest(t, srv, "POST", "/api/v1/namespaces/default/configmaps", "application/json", []byte(`{"apiVersion":"apps/v1","kind":"ConfigMap","metadata":{"name":"v"}}`))
 	if code != 400 || !strings.Contains(body, "does not match the expected API version") {
 		t.Fatalf("wrong apiVersion: %d %s", code, body)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -15,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	jsonserializer "k8s.io/apimachinery/pkg/runtime/serializer/json"
 	"k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/apiserver/pkg/warning"
 
 	"github.com/skiff/skiff/pkg/api"
 	"github.com/skiff/skiff/pkg/registry"
@@ -278,7 +278,7 @@ func (s *Server) decodeBytes(w http.ResponseWriter, r *http.Request, body []byte
 			return nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: %v", gvk.Kind, gvk.Version, gvk.Kind, err))
 		}
 		for _, e := range sde.Errors() {
-			addWarning(w, e.Error())
+			warning.AddWarning(r.Context(), "", e.Error())
 		}
 		err = nil
 	}
@@ -292,12 +292,6 @@ func (s *Server) decodeBytes(w http.ResponseWriter, r *http.Request, body []byte
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("the kind in the data (%s) does not match the expected kind (%s)", actual.Kind, gvk.Kind))
 	}
 	return obj, nil
-}
-
-// addWarning adds an RFC 7234 warning header, as upstream sends for
-// unknown fields under fieldValidation=Warn.
-func addWarning(w http.ResponseWriter, msg string) {
-	w.Header().Add("Warning", "299 - "+strconv.Quote(msg))
 }
 
 // checkTypeMeta rejects JSON and YAML bodies whose apiVersion or kind names

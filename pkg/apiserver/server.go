@@ -119,6 +119,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		r = r.WithContext(auth.WithUser(r.Context(), user))
 	}
+	r = withWarnings(w, r, s.log)
 	path := r.URL.Path
 	switch {
 	case path == "/version" || path == "/version/":
