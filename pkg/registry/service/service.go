@@ -180,13 +180,13 @@ func (*strategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) fiel
 	return ValidateUpdate(obj.(*corev1.Service), old.(*corev1.Service))
 }
 
-// statusStrategy serves services/status: only the load balancer status
-// changes.
+// statusStrategy serves services/status: the spec is kept; status and
+// metadata (annotations, labels) may change, as upstream's does.
 type statusStrategy struct{}
 
 // PrepareForUpdate implements registry.StatusStrategy.
 func (statusStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
-	registry.KeepAllButStatus(obj, old)
+	registry.KeepSpec(obj, old)
 	defaultIPMode(obj.(*corev1.Service))
 }
 
