@@ -79,7 +79,7 @@ func (s *Server) serveCustomSubresource(w http.ResponseWriter, r *http.Request, 
 		return
 	}
 	switch {
-	case sub.Connect != nil && slices.Contains(sub.Verbs, ri.Verb):
+	case sub.Connect != nil && (slices.Contains(sub.Verbs, ri.Verb) || sub.TakesPath && ri.Verb == "options"):
 		h, err := sub.Connect(ctx, ri.Namespace, ri.Name, opts)
 		if err != nil {
 			writeError(w, r, err)

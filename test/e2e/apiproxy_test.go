@@ -80,6 +80,9 @@ spec:
 		"DELETE": func() ([]byte, error) {
 			return rc.Delete().AbsPath("/api/v1/namespaces/default/pods/web/proxy/hostname").DoRaw(ctx)
 		},
+		"OPTIONS": func() ([]byte, error) {
+			return rc.Verb("OPTIONS").AbsPath("/api/v1/namespaces/default/pods/web/proxy/hostname").DoRaw(ctx)
+		},
 	} {
 		if b, err := req(); err != nil || string(b) != "web" {
 			t.Errorf("proxied request = %q, %v", b, err)
