@@ -340,8 +340,9 @@ func securityContext(p *corev1.Pod, c *corev1.Container) *runtimeapi.LinuxContai
 }
 
 // containerConfig builds the CRI config of container c of pod p, attempt
-// number attempt (its restart count).
-func (k *Kubelet) containerConfig(ctx context.Context, p *corev1.Pod, c *corev1.Container, attempt uint32, volumes map[string]string) (*runtimeapi.ContainerConfig, error) {
+// number attempt (its restart count); etcHosts is the host path of the
+// pod's managed /etc/hosts ("" for none).
+func (k *Kubelet) containerConfig(ctx context.Context, p *corev1.Pod, c *corev1.Container, attempt uint32, volumes map[string]string, etcHosts string) (*runtimeapi.ContainerConfig, error) {
 	env, err := k.envFor(ctx, p, c)
 	if err != nil {
 		return nil, err
@@ -357,7 +358,7 @@ func (k *Kubelet) containerConfig(ctx context.Context, p *corev1.Pod, c *corev1.
 	for _, s := range c.Args {
 		args = append(args, expand(s, vals))
 	}
-	mounts, err := k.containerMounts(p, c, attempt, volumes, vals)
+	mounts, err := k.containerMounts(p, c, attempt, volumes, vals, etcHosts)
 	if err != nil {
 		return nil, err
 	}
@@ -384,9 +385,11 @@ func (k *Kubelet) containerConfig(ctx context.Context, p *corev1.Pod, c *corev1.
 	}, nil
 }
 
-// containerMounts are the container's volume mounts and its termination
-// message file; env holds the container's environment for subPathExpr.
-func (k *Kubelet) containerMounts(p *corev1.Pod, c *corev1.Container, attempt uint32, volumes map[string]string, env map[string]string) ([]*runtimeapi.Mount, error) {
+// containerMounts are the container's volume mounts, its termination
+// message file and the pod's /etc/hosts file etcHosts (unless "" or the
+// container mounts a volume there); env holds the container's environment
+// for subPathExpr.
+func (k *Kubelet) containerMounts(p *corev1.Pod, c *corev1.Container, attempt uint32, volumes map[string]string, env map[string]string, etcHosts string) ([]*runtimeapi.Mount, error) {
 	var out []*runtimeapi.Mount
 	seen := sets.New[string]()
 	for _, m := range c.VolumeMounts {
@@ -425,6 +428,9 @@ func (k *Kubelet) containerMounts(p *corev1.Pod, c *corev1.Container, attempt ui
 			return nil, err
 		}
 		out = append(out, &runtimeapi.Mount{ContainerPath: path, HostPath: host})
+	}
+	if etcHosts != "" && !mountsEtcHosts(c) {
+		out = append(out, &runtimeapi.Mount{ContainerPath: etcHostsPath, HostPath: etcHosts})
 	}
 	return out, nil
 }

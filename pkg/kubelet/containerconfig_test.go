@@ -77,7 +77,7 @@ func TestSubPathExpr(t *testing.T) {
 	mounts := func(m corev1.VolumeMount, env map[string]string) ([]*runtimeapi.Mount, error) {
 		m.Name, m.MountPath = "work", "/mnt"
 		c := &corev1.Container{Name: "main", VolumeMounts: []corev1.VolumeMount{m}}
-		return k.containerMounts(pod, c, 0, map[string]string{"work": vol}, env)
+		return k.containerMounts(pod, c, 0, map[string]string{"work": vol}, env, "")
 	}
 	got, err := mounts(corev1.VolumeMount{SubPathExpr: "$(ANNOTATION)/$(POD_NAME)"}, map[string]string{"ANNOTATION": "mypath", "POD_NAME": "p"})
 	if err != nil {
@@ -119,11 +119,11 @@ func TestSubPathExprConfigError(t *testing.T) {
 		Env: []corev1.EnvVar{{Name: "ANNOTATION", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.annotations['mysubpath']"}}}}}
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default", UID: "uid"}, Spec: corev1.PodSpec{Containers: []corev1.Container{c}}}
 	vols := map[string]string{"work": t.TempDir()}
-	if _, err := k.containerConfig(context.Background(), pod, &pod.Spec.Containers[0], 0, vols); err == nil || !strings.Contains(err.Error(), "missing value for ANNOTATION") {
+	if _, err := k.containerConfig(context.Background(), pod, &pod.Spec.Containers[0], 0, vols, ""); err == nil || !strings.Contains(err.Error(), "missing value for ANNOTATION") {
 		t.Fatalf("error %v, want missing value for ANNOTATION", err)
 	}
 	pod.Annotations = map[string]string{"mysubpath": "mypath"}
-	cfg, err := k.containerConfig(context.Background(), pod, &pod.Spec.Containers[0], 0, vols)
+	cfg, err := k.containerConfig(context.Background(), pod, &pod.Spec.Containers[0], 0, vols, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,6 +29,8 @@ type fakeRuntime struct {
 	calls []string
 	// execErr is what ExecSync answers (hooks).
 	execErr error
+	// created are the configs CreateContainer was given.
+	created []*runtimeapi.ContainerConfig
 }
 
 func (f *fakeRuntime) record(format string, args ...any) {
@@ -49,6 +51,9 @@ func (f *fakeRuntime) ExecSync(_ context.Context, id string, cmd []string, _ tim
 
 func (f *fakeRuntime) CreateContainer(_ context.Context, sb string, cfg *runtimeapi.ContainerConfig, _ *runtimeapi.PodSandboxConfig) (string, error) {
 	f.record("CreateContainer %s %s attempt %d", sb, cfg.Metadata.Name, cfg.Metadata.Attempt)
+	f.mu.Lock()
+	f.created = append(f.created, cfg)
+	f.mu.Unlock()
 	return fmt.Sprintf("c%d", cfg.Metadata.Attempt), nil
 }
 

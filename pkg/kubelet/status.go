@@ -3,6 +3,7 @@ package kubelet
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -41,66 +42,191 @@ func (k *Kubelet) podStatus(p *corev1.Pod, st *runtimeState) corev1.PodStatus {
 	if p.Status.StartTime != nil {
 		out.StartTime = p.Status.StartTime
 	}
+	hasInit := len(p.Spec.InitContainers) > 0
 	initDone := true
 	for i := range p.Spec.InitContainers {
 		c := &p.Spec.InitContainers[i]
-		cs := k.containerStatus(p, c, st, i > 0 && !initDone)
-		out.InitContainerStatuses = append(out.InitContainerStatuses, cs)
-		if !isSidecar(c) && (cs.State.Terminated == nil || cs.State.Terminated.ExitCode != 0) {
-			initDone = false
-		}
-	}
-	allReady := true
-	for i := range p.Spec.Containers {
-		cs := k.containerStatus(p, &p.Spec.Containers[i], st, !initDone)
-		out.ContainerStatuses = append(out.ContainerStatuses, cs)
-		allReady = allReady && cs.Ready
-	}
-	out.Phase = phase(p, out, initDone)
-	sandboxReady := st.readySandbox() != nil
-	now := metav1.NewTime(k.cfg.Clock.Now().Truncate(time.Second))
-	cond := func(t corev1.PodConditionType, ok bool, reason string) corev1.PodCondition {
-		c := corev1.PodCondition{Type: t, Status: corev1.ConditionFalse, Reason: reason, LastTransitionTime: now}
-		if ok {
-			c.Status, c.Reason = corev1.ConditionTrue, ""
-		}
-		for _, old := range p.Status.Conditions {
-			if old.Type == t && old.Status == c.Status {
-				c.LastTransitionTime = old.LastTransitionTime
+		cs := k.containerStatus(p, c, st, hasInit, initRestarts(p, c))
+		if !isSidecar(c) {
+			// A regular init container is ready once it succeeded.
+			cs.Ready = cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0
+			if !cs.Ready {
+				initDone = false
 			}
 		}
-		return c
+		out.InitContainerStatuses = append(out.InitContainerStatuses, cs)
 	}
-	terminal := out.Phase == corev1.PodSucceeded || out.Phase == corev1.PodFailed
-	ready := initDone && allReady && !terminal
-	readyReason := "ContainersNotReady"
-	if terminal {
-		readyReason = "PodCompleted"
+	for i := range p.Spec.Containers {
+		c := &p.Spec.Containers[i]
+		out.ContainerStatuses = append(out.ContainerStatuses, k.containerStatus(p, c, st, hasInit, func(exitCode int32) bool {
+			return shouldRestart(p.Spec.RestartPolicy, exitCode)
+		}))
 	}
-	initReason := "ContainersNotInitialized"
-	if terminal && initDone {
-		initReason = "PodCompleted"
+	out.Phase = phase(p, out, initDone)
+	out.Conditions = podConditions(p, out, st.readySandbox() != nil, metav1.NewTime(k.cfg.Clock.Now().Truncate(time.Second)))
+	return out
+}
+
+// initRestarts says whether init container c is started again after it
+// exited with exitCode: a sidecar always, a regular one only after a
+// failure and unless the pod never restarts.
+func initRestarts(p *corev1.Pod, c *corev1.Container) func(exitCode int32) bool {
+	return func(exitCode int32) bool {
+		if isSidecar(c) {
+			return true
+		}
+		return exitCode != 0 && p.Spec.RestartPolicy != corev1.RestartPolicyNever
 	}
-	out.Conditions = []corev1.PodCondition{
-		cond(corev1.PodReadyToStartContainers, sandboxReady, ""),
-		cond(corev1.PodInitialized, initDone, initReason),
-		cond(corev1.PodReady, ready, readyReason),
-		cond(corev1.ContainersReady, ready, readyReason),
+}
+
+// Condition reasons, as upstream's kubelet sets them.
+const (
+	reasonContainersNotInitialized = "ContainersNotInitialized"
+	reasonContainersNotReady       = "ContainersNotReady"
+	reasonReadinessGatesNotReady   = "ReadinessGatesNotReady"
+	reasonPodCompleted             = "PodCompleted"
+	reasonPodFailed                = "PodFailed"
+	reasonSandboxNotReady          = "PodSandboxNotReady"
+)
+
+// kubeletConditions are the condition types the kubelet owns; the others
+// (PodScheduled, readiness gates, DisruptionTarget, ...) are kept as other
+// writers set them.
+var kubeletConditions = map[corev1.PodConditionType]bool{
+	corev1.PodReadyToStartContainers: true, corev1.PodInitialized: true, corev1.PodReady: true, corev1.ContainersReady: true,
+}
+
+// podConditions computes the kubelet's pod conditions from status (its
+// phase and container statuses) as upstream's status generators do,
+// keeping the transition times of conditions whose status did not change
+// and every condition another writer owns.
+func podConditions(p *corev1.Pod, status corev1.PodStatus, sandboxReady bool, now metav1.Time) []corev1.PodCondition {
+	ready := containersReadyCondition(p, status)
+	podReady := ready
+	podReady.Type = corev1.PodReady
+	if ready.Status == corev1.ConditionTrue {
+		podReady = readinessGatesCondition(p)
+	}
+	sandbox := corev1.PodCondition{Type: corev1.PodReadyToStartContainers, Status: corev1.ConditionTrue}
+	if !sandboxReady {
+		sandbox.Status, sandbox.Reason = corev1.ConditionFalse, reasonSandboxNotReady
+	}
+	out := []corev1.PodCondition{sandbox, initializedCondition(p, status), podReady, ready}
+	for i := range out {
+		out[i].LastTransitionTime = now
+		for _, old := range p.Status.Conditions {
+			if old.Type == out[i].Type && old.Status == out[i].Status {
+				out[i].LastTransitionTime = old.LastTransitionTime
+			}
+		}
 	}
 	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodScheduled {
-			out.Conditions = append(out.Conditions, c)
+		if !kubeletConditions[c.Type] {
+			out = append(out, c)
 		}
 	}
 	return out
 }
 
+// initializedCondition is True once every init container completed (a
+// sidecar: started), once any app container has run, or for a pod that
+// succeeded.
+func initializedCondition(p *corev1.Pod, status corev1.PodStatus) corev1.PodCondition {
+	c := corev1.PodCondition{Type: corev1.PodInitialized, Status: corev1.ConditionTrue}
+	if status.Phase == corev1.PodSucceeded {
+		c.Reason = reasonPodCompleted
+		return c
+	}
+	for _, cs := range status.ContainerStatuses {
+		if cs.State.Running != nil || cs.State.Terminated != nil {
+			return c
+		}
+	}
+	var incomplete []string
+	for i, ic := range p.Spec.InitContainers {
+		cs := status.InitContainerStatuses[i]
+		done := cs.Ready
+		if isSidecar(&ic) {
+			done = cs.Started != nil && *cs.Started
+		}
+		if !done {
+			incomplete = append(incomplete, ic.Name)
+		}
+	}
+	if len(incomplete) > 0 {
+		c.Status, c.Reason = corev1.ConditionFalse, reasonContainersNotInitialized
+		c.Message = fmt.Sprintf("containers with incomplete status: %s", incomplete)
+	}
+	return c
+}
+
+// containersReadyCondition is True when every app container and sidecar
+// is ready; a finished pod's is False with the phase as its reason.
+func containersReadyCondition(p *corev1.Pod, status corev1.PodStatus) corev1.PodCondition {
+	c := corev1.PodCondition{Type: corev1.ContainersReady, Status: corev1.ConditionFalse}
+	switch status.Phase {
+	case corev1.PodSucceeded:
+		c.Reason = reasonPodCompleted
+		return c
+	case corev1.PodFailed:
+		c.Reason = reasonPodFailed
+		return c
+	}
+	var unready []string
+	for i, ic := range p.Spec.InitContainers {
+		if isSidecar(&ic) && !status.InitContainerStatuses[i].Ready {
+			unready = append(unready, ic.Name)
+		}
+	}
+	for _, cs := range status.ContainerStatuses {
+		if !cs.Ready {
+			unready = append(unready, cs.Name)
+		}
+	}
+	if len(unready) > 0 {
+		c.Reason = reasonContainersNotReady
+		c.Message = fmt.Sprintf("containers with unready status: %s", unready)
+		return c
+	}
+	c.Status = corev1.ConditionTrue
+	return c
+}
+
+// readinessGatesCondition is the Ready condition of a pod whose containers
+// are ready: True unless a readiness gate's condition is missing or not
+// True.
+func readinessGatesCondition(p *corev1.Pod) corev1.PodCondition {
+	var unready []string
+	for _, g := range p.Spec.ReadinessGates {
+		var found *corev1.PodCondition
+		for i := range p.Status.Conditions {
+			if p.Status.Conditions[i].Type == g.ConditionType {
+				found = &p.Status.Conditions[i]
+			}
+		}
+		switch {
+		case found == nil:
+			unready = append(unready, fmt.Sprintf("corresponding condition of pod readiness gate %q does not exist.", g.ConditionType))
+		case found.Status != corev1.ConditionTrue:
+			unready = append(unready, fmt.Sprintf("the status of pod readiness gate %q is not \"True\", but %v", g.ConditionType, found.Status))
+		}
+	}
+	if len(unready) > 0 {
+		return corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionFalse, Reason: reasonReadinessGatesNotReady, Message: strings.Join(unready, ", ")}
+	}
+	return corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionTrue}
+}
+
 // containerStatus reports one container from its newest CRI container.
-func (k *Kubelet) containerStatus(p *corev1.Pod, c *corev1.Container, st *runtimeState, notStartedYet bool) corev1.ContainerStatus {
+// A container that never ran waits with PodInitializing in a pod with init
+// containers, else ContainerCreating, as upstream reports it; restarts says
+// whether an exit with that code is followed by a restart (CrashLoopBackOff
+// while it waits).
+func (k *Kubelet) containerStatus(p *corev1.Pod, c *corev1.Container, st *runtimeState, hasInit bool, restarts func(exitCode int32) bool) corev1.ContainerStatus {
 	cs := corev1.ContainerStatus{Name: c.Name, Image: c.Image}
 	list := st.byName[c.Name]
 	waitingReason := reasonContainerCreating
-	if notStartedYet {
+	if hasInit {
 		waitingReason = reasonPodInitializing
 	}
 	if we := k.waitingErrorOf(p, c.Name); we != nil {
@@ -129,7 +255,7 @@ func (k *Kubelet) containerStatus(p *corev1.Pod, c *corev1.Container, st *runtim
 	case state.Running != nil:
 		cs.State = state
 		cs.Ready = k.probes.Ready(p.UID, c, cs.ContainerID, started)
-	case state.Terminated != nil && shouldRestart(p.Spec.RestartPolicy, state.Terminated.ExitCode) && p.DeletionTimestamp == nil:
+	case state.Terminated != nil && restarts(state.Terminated.ExitCode) && p.DeletionTimestamp == nil:
 		// Waiting out the back-off before the restart.
 		cs.LastTerminationState = state
 		wait := k.backoffRemaining(p, c)

@@ -276,7 +276,7 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *corev1.Pod, c *corev1
 	if err := k.ensureImage(ctx, pod, c); err != nil {
 		return err
 	}
-	cfg, err := k.containerConfig(ctx, pod, c, attempt, volumes)
+	cfg, err := k.runConfig(ctx, pod, c, attempt, sbID, volumes)
 	if err != nil {
 		k.setPullError(pod, c, &waitingError{reason: reasonConfigError, err: err})
 		k.event(pod, c, corev1.EventTypeWarning, "Failed", "Error: "+err.Error())
@@ -296,6 +296,16 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *corev1.Pod, c *corev1
 	}
 	k.event(pod, c, corev1.EventTypeNormal, "Started", "Started container "+c.Name)
 	return k.runPostStart(ctx, pod, c, id, sbID)
+}
+
+// runConfig writes the pod's /etc/hosts and builds the container's CRI
+// config; a failure of either is the container's config error.
+func (k *Kubelet) runConfig(ctx context.Context, pod *corev1.Pod, c *corev1.Container, attempt uint32, sbID string, volumes map[string]string) (*runtimeapi.ContainerConfig, error) {
+	etcHosts, err := k.writeEtcHosts(ctx, pod, sbID)
+	if err != nil {
+		return nil, err
+	}
+	return k.containerConfig(ctx, pod, c, attempt, volumes, etcHosts)
 }
 
 // waitingError is a failure shown as the container's waiting reason.
