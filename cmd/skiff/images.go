@@ -47,10 +47,13 @@ func imagesCmd() *cobra.Command {
 		Short:   "List images",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := open()
+			// Listing is read-only: it creates no store.
+			root := daemon.ImageStoreDir(filepath.Join(dataDir, "agent"))
+			st, err := images.OpenExisting(root)
 			if err != nil {
-				return err
+				return fmt.Errorf("%w (is --data-dir right?)", err)
 			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "image store %s\n", root)
 			imgs, err := st.List()
 			if err != nil {
 				return err

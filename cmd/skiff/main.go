@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -164,21 +165,77 @@ func kubectlCmd() *cobra.Command {
 	}
 }
 
-// runKubectl runs the embedded kubectl. Without KUBECONFIG or --kubeconfig
-// it uses the default data dir's admin kubeconfig when that exists, as k3s
-// does.
+// runKubectl runs the embedded kubectl, with a kubeconfig found as
+// kubeconfigArgs says.
 func runKubectl(args []string) {
-	if os.Getenv("KUBECONFIG") == "" {
-		def := "/var/lib/skiff/admin.kubeconfig"
-		if _, err := os.Stat(def); err == nil {
-			os.Setenv("KUBECONFIG", def)
-		}
+	args, kubeconfig, tried := kubeconfigArgs(args, os.Getenv, fileExists)
+	if kubeconfig != "" {
+		os.Setenv("KUBECONFIG", kubeconfig)
+	} else if tried != nil {
+		fmt.Fprintf(os.Stderr, "skiff kubectl: no kubeconfig found (tried %s); pass --data-dir DIR, set SKIFF_DATA_DIR or KUBECONFIG, or use --kubeconfig\n", strings.Join(tried, ", "))
 	}
 	os.Args = append([]string{"kubectl"}, args...)
 	cmd := kubectlcmd.NewDefaultKubectlCommand()
 	if err := cmd.Execute(); err != nil {
 		os.Exit(1)
 	}
+}
+
+// kubeconfigArgs finds the kubeconfig `skiff kubectl` uses when neither
+// KUBECONFIG nor --kubeconfig names one: <data-dir>/admin.kubeconfig,
+// where the data dir is --data-dir (taken out of the kubectl arguments),
+// else $SKIFF_DATA_DIR, else /var/lib/skiff (as k3s does), and then
+// kubectl's own ~/.kube/config. It returns the remaining arguments, the
+// kubeconfig to use ("" to leave kubectl's default), and the paths tried
+// when none exists.
+func kubeconfigArgs(args []string, getenv func(string) string, exists func(string) bool) (rest []string, kubeconfig string, tried []string) {
+	dataDir := ""
+	explicit := getenv("KUBECONFIG") != ""
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			rest = append(rest, args[i:]...)
+			i = len(args)
+		case a == "--data-dir" && i+1 < len(args):
+			dataDir = args[i+1]
+			i++
+		case strings.HasPrefix(a, "--data-dir="):
+			dataDir = strings.TrimPrefix(a, "--data-dir=")
+		default:
+			if a == "--kubeconfig" || strings.HasPrefix(a, "--kubeconfig=") {
+				explicit = true
+			}
+			rest = append(rest, a)
+		}
+	}
+	if explicit {
+		return rest, "", nil
+	}
+	if dataDir == "" {
+		dataDir = getenv("SKIFF_DATA_DIR")
+	}
+	if dataDir == "" {
+		dataDir = "/var/lib/skiff"
+	}
+	candidate := filepath.Join(dataDir, "admin.kubeconfig")
+	if exists(candidate) {
+		return rest, candidate, nil
+	}
+	tried = []string{candidate}
+	if home := getenv("HOME"); home != "" {
+		def := filepath.Join(home, ".kube", "config")
+		if exists(def) {
+			return rest, "", nil
+		}
+		tried = append(tried, def)
+	}
+	return rest, "", tried
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 func versionCmd() *cobra.Command {

@@ -43,6 +43,16 @@ func TestImagesCLIAndDropDir(t *testing.T) {
 		t.Fatalf("after rm:\n%s", out)
 	}
 
+	// Listing is read-only: a data dir without a store gets an error
+	// naming the store, and nothing is created.
+	none := filepath.Join(dir, "none")
+	if out, err := exec.Command(framework.Binary(t), "images", "ls", "--data-dir", none).CombinedOutput(); err == nil || !strings.Contains(string(out), "no image store at "+none) {
+		t.Fatalf("ls of a missing store: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(none); !os.IsNotExist(err) {
+		t.Fatalf("ls created %s: %v", none, err)
+	}
+
 	// Drop-in directory, imported when the node agent starts.
 	clusterData := filepath.Join(t.TempDir(), "data")
 	drop := filepath.Join(clusterData, "agent", "images")

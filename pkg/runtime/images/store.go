@@ -70,6 +70,17 @@ func Open(root string) (*Store, error) {
 	return &Store{root: root}, nil
 }
 
+// OpenExisting opens the store at root for reading only: it creates
+// nothing, and fails when there is no store there.
+func OpenExisting(root string) (*Store, error) {
+	for _, d := range []string{"layers/sha256", "images/sha256"} {
+		if fi, err := os.Stat(filepath.Join(root, d)); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("no image store at %s", root)
+		}
+	}
+	return &Store{root: root}, nil
+}
+
 // Normalize returns the canonical form of an image reference, as
 // containerd and kubectl describe show it: "busybox" becomes
 // "docker.io/library/busybox:latest".

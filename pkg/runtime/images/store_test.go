@@ -209,3 +209,20 @@ func tarDir(t *testing.T, dir, out string) {
 		return nil
 	})
 }
+
+// OpenExisting reads a store and never creates one.
+func TestOpenExistingCreatesNothing(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "none")
+	if _, err := images.OpenExisting(root); err == nil {
+		t.Fatal("opened a store that does not exist")
+	}
+	if _, err := os.Stat(root); !os.IsNotExist(err) {
+		t.Fatalf("OpenExisting created %s: %v", root, err)
+	}
+	if _, err := images.Open(root); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := images.OpenExisting(root); err != nil {
+		t.Fatalf("existing store: %v", err)
+	}
+}
