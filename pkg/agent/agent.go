@@ -31,6 +31,7 @@ import (
 	"github.com/skiff/skiff/pkg/kubelet/logrotate"
 	"github.com/skiff/skiff/pkg/kubelet/nodestatus"
 	"github.com/skiff/skiff/pkg/machine"
+	"github.com/skiff/skiff/pkg/mounts"
 	"github.com/skiff/skiff/pkg/network/egress"
 	"github.com/skiff/skiff/pkg/network/hostgw"
 	"github.com/skiff/skiff/pkg/network/podnet"
@@ -197,7 +198,8 @@ func Run(ctx context.Context, cfg Config) error {
 }
 
 // cleanup stops and removes every pod sandbox, then the runtime process,
-// the pod network bridge and the runtime's state.
+// the pod network bridge, every mount under the node's directory and the
+// runtime's state.
 func cleanup(ctx context.Context, rt internalapi.RuntimeService, agentDir string) error {
 	sbs, err := rt.ListPodSandbox(ctx, nil)
 	if err != nil {
@@ -209,7 +211,9 @@ func cleanup(ctx context.Context, rt internalapi.RuntimeService, agentDir string
 	}
 	root := filepath.Join(agentDir, "runtime")
 	errs = append(errs, daemon.Stop(agentDir), podnet.Teardown(cri.Bridge(root), cri.IPAMDir(root)), proxy.Cleanup(ctx, ProxyTable(root)),
-		hostgw.Teardown(hostgwDir(agentDir)), egress.Teardown(ctx, cri.Bridge(root)), os.RemoveAll(root), os.RemoveAll(filepath.Join(agentDir, "pods")),
+		hostgw.Teardown(hostgwDir(agentDir)), egress.Teardown(ctx, cri.Bridge(root)),
+		// Whatever state pods were in, none of their mounts survives.
+		mounts.UnmountUnder(agentDir), os.RemoveAll(root), os.RemoveAll(filepath.Join(agentDir, "pods")),
 		runc.RemoveCgroup(daemon.CgroupRoot(agentDir)))
 	// The shared parent goes when no other node on the machine uses it.
 	_ = runc.RemoveEmptyCgroup(path.Dir(daemon.CgroupRoot(agentDir)))

@@ -265,7 +265,23 @@ func TestCleanupOnExitLeavesNothing(t *testing.T) {
 	c := nodeCluster(t)
 	k := framework.Kubectls(t)[0]
 	k.MustIn(t, c, podYAML("leftover", busybox, "Always", "", "sh", "-c", "echo leftover-check; while true; do sleep 1; done"), "create", "-f", "-")
+	// Its tmpfs volumes are mounts the kubelet would only remove when the
+	// pod is deleted: cleanup must remove them anyway.
+	k.MustIn(t, c, `apiVersion: v1
+kind: Pod
+metadata: {name: volumes}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: `+busybox+`
+    imagePullPolicy: Never
+    command: ["sleep", "3600"]
+    volumeMounts: [{name: mem, mountPath: /mem}]
+  volumes: [{name: mem, emptyDir: {medium: Memory}}]
+`, "create", "-f", "-")
 	p := waitPod(t, c, "leftover", 30*time.Second, "Running", running)
+	waitPod(t, c, "volumes", 30*time.Second, "Running", running)
 	bridge := cri.Bridge(filepath.Join(c.DataDir, "agent", "runtime"))
 	if _, err := net.InterfaceByName(bridge); err != nil {
 		t.Fatalf("pod network bridge %s: %v", bridge, err)
