@@ -42,6 +42,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/skiff/skiff/pkg/controller/podendpoint"
+	"github.com/skiff/skiff/pkg/controller/slicetracker"
 	"github.com/skiff/skiff/pkg/controller/typedhandler"
 	"github.com/skiff/skiff/pkg/controller/workers"
 )
@@ -65,7 +66,7 @@ type Controller struct {
 	pods        corelisters.PodLister
 	slices      discoverylisters.EndpointSliceLister
 	queue       workqueue.TypedRateLimitingInterface[string]
-	tracker     *tracker
+	tracker     *slicetracker.Tracker
 	maxPerSlice int
 	recorder    record.EventRecorder
 	log         *slog.Logger
@@ -81,7 +82,7 @@ func New(client kubernetes.Interface, f informers.SharedInformerFactory, clk clo
 		slices:   f.Discovery().V1().EndpointSlices().Lister(),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "endpointslice", Clock: clk}),
-		tracker:     newTracker(clk),
+		tracker:     slicetracker.New(clk),
 		maxPerSlice: maxEndpointsPerSlice,
 		log:         log,
 	}
@@ -109,7 +110,7 @@ func New(client kubernetes.Interface, f informers.SharedInformerFactory, clk clo
 		},
 		func(s *discoveryv1.EndpointSlice) {
 			if key, ok := serviceKey(s); ok {
-				c.tracker.observedDeletion(key, s.Name)
+				c.tracker.ObservedDeletion(key, s.Name)
 				c.queue.Add(key)
 			}
 		},
@@ -165,7 +166,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		// longer selects pods do not linger with the last pods in them.
 		return c.deleteAll(ctx, key, existing)
 	}
-	if c.tracker.stale(key, existing) {
+	if c.tracker.Stale(key, existing) {
 		// The event of the write the cache is missing brings the key
 		// back; the recheck covers a write that will never show.
 		c.queue.AddAfter(key, staleRecheck)
@@ -220,7 +221,7 @@ func (c *Controller) apply(ctx context.Context, key string, svc *corev1.Service,
 			if err != nil {
 				return fmt.Errorf("create endpointslice for service %s: %w", key, err)
 			}
-			c.tracker.wrote(key, got)
+			c.tracker.Wrote(key, got)
 		}
 	}
 	for _, s := range p.update {
@@ -228,7 +229,7 @@ func (c *Controller) apply(ctx context.Context, key string, svc *corev1.Service,
 		if err != nil {
 			return fmt.Errorf("update endpointslice %s/%s: %w", s.Namespace, s.Name, err)
 		}
-		c.tracker.wrote(key, got)
+		c.tracker.Wrote(key, got)
 	}
 	var errs []error
 	for _, s := range p.delete {
@@ -243,7 +244,7 @@ func (c *Controller) apply(ctx context.Context, key string, svc *corev1.Service,
 func (c *Controller) deleteAll(ctx context.Context, key string, existing []*discoveryv1.EndpointSlice) error {
 	var errs []error
 	for _, s := range existing {
-		if c.tracker.expectsDeletion(key, s.Name) {
+		if c.tracker.ExpectsDeletion(key, s.Name) {
 			continue
 		}
 		if err := c.deleteSlice(ctx, key, s); err != nil {
@@ -251,7 +252,7 @@ func (c *Controller) deleteAll(ctx context.Context, key string, existing []*disc
 		}
 	}
 	if len(existing) == 0 {
-		c.tracker.forget(key)
+		c.tracker.Forget(key)
 	}
 	return errors.Join(errs...)
 }
@@ -265,6 +266,6 @@ func (c *Controller) deleteSlice(ctx context.Context, key string, s *discoveryv1
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete endpointslice %s/%s: %w", s.Namespace, s.Name, err)
 	}
-	c.tracker.deleted(key, s.Name)
+	c.tracker.Deleted(key, s.Name)
 	return nil
 }
