@@ -1,9 +1,10 @@
 // Package controllermanager runs skiff's controllers over shared
 // informers: Deployment, ReplicaSet, ReplicationController, DaemonSet,
-// Endpoints, EndpointSlice, service load balancer, garbage collector,
-// Job, CronJob, TTL-after-finished, node IPAM (pod ranges), namespace,
-// serviceaccounts and the root CA publisher. `skiff server` runs it while it holds
-// the kube-system/kube-controller-manager Lease.
+// Endpoints, EndpointSlice, EndpointSlice mirroring, service load
+// balancer, garbage collector, Job, CronJob, TTL-after-finished, node
+// IPAM (pod ranges), namespace, serviceaccounts and the root CA
+// publisher. `skiff server` runs it while it holds the
+// kube-system/kube-controller-manager Lease.
 package controllermanager
 
 import (
@@ -26,6 +27,7 @@ import (
 	"github.com/skiff/skiff/pkg/controller/deployment"
 	"github.com/skiff/skiff/pkg/controller/endpoints"
 	"github.com/skiff/skiff/pkg/controller/endpointslice"
+	"github.com/skiff/skiff/pkg/controller/endpointslicemirroring"
 	"github.com/skiff/skiff/pkg/controller/garbagecollector"
 	"github.com/skiff/skiff/pkg/controller/job"
 	"github.com/skiff/skiff/pkg/controller/namespace"
@@ -115,6 +117,10 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("endpointslice controller: %w", err)
 	}
+	mirror, err := endpointslicemirroring.New(client, f, clock.RealClock{}, log.With("controller", "endpointslicemirroring"))
+	if err != nil {
+		return fmt.Errorf("endpointslice mirroring controller: %w", err)
+	}
 	lb, err := servicelb.New(client, f, log.With("controller", "servicelb"))
 	if err != nil {
 		return fmt.Errorf("service load balancer controller: %w", err)
@@ -162,7 +168,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 	}
 	for _, run := range []func(){
 		func() { deploy.Run(ctx, 5) }, func() { eps.Run(ctx, 5) }, func() { lb.Run(ctx, 2) },
-		func() { slices.Run(ctx, 5) }, func() { rs.Run(ctx, 5) }, func() { ds.Run(ctx, 2) },
+		func() { slices.Run(ctx, 5) }, func() { mirror.Run(ctx, 2) }, func() { rs.Run(ctx, 5) }, func() { ds.Run(ctx, 2) },
 		func() { rc.Run(ctx, 5) }, func() { jobs.Run(ctx, 5) }, func() { cj.Run(ctx, 5) },
 		func() { ttl.Run(ctx, 2) }, func() { sa.Run(ctx, 2) }, func() { ca.Run(ctx, 2) },
 		func() { ns.Run(ctx, 5) }, func() { rq.Run(ctx, 5) },

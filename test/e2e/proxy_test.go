@@ -146,6 +146,45 @@ spec:
 		t.Errorf("two-port service answered:\n%s", out)
 	}
 
+	// A Service without a selector and Endpoints written by hand (the
+	// book's external-service): the mirroring controller turns them into
+	// an EndpointSlice, which the proxy and DNS follow.
+	kubiaPods, err := c.Client().CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=kubia"})
+	if err != nil || len(kubiaPods.Items) == 0 {
+		t.Fatalf("kubia pods: %v", err)
+	}
+	k.MustIn(t, c, `apiVersion: v1
+kind: Service
+metadata:
+  name: external-service
+spec:
+  ports:
+  - port: 80
+---
+apiVersion: v1
+kind: Endpoints
+metadata:
+  name: external-service
+subsets:
+- addresses:
+  - ip: `+kubiaPods.Items[0].Status.PodIP+`
+  ports:
+  - port: 8080
+`, "create", "-f", "-")
+	framework.Eventually(t, 10*time.Second, "the mirrored EndpointSlice", func() bool {
+		out := k.Run(c, "", nil, "get", "endpointslices", "-l", "kubernetes.io/service-name=external-service",
+			"-o", "jsonpath={.items[*].metadata.labels.endpointslice\\.kubernetes\\.io/managed-by} {.items[*].endpoints[*].addresses[*]}").Stdout
+		return out == "endpointslicemirroring-controller.k8s.io "+kubiaPods.Items[0].Status.PodIP
+	})
+	out = sh("for i in $(seq 20); do wget -qO- http://external-service/ && break; sleep 0.2; done")
+	if !strings.Contains(out, "hello from "+kubiaPods.Items[0].Name) {
+		t.Errorf("the selectorless Service with hand-written Endpoints answered:\n%s", out)
+	}
+	k.Must(t, c, "delete", "endpoints", "external-service")
+	framework.Eventually(t, 10*time.Second, "the mirrored slice gone with its Endpoints", func() bool {
+		return strings.TrimSpace(k.Run(c, "", nil, "get", "endpointslices", "-l", "kubernetes.io/service-name=external-service", "-o", "name").Stdout) == ""
+	})
+
 	// NodePort: answers on the node's address, from the host.
 	nodePort := 30000 + int(time.Now().UnixNano()%2700)
 	k.Must(t, c, "expose", "rc", "kubia", "--name=kubia-nodeport", "--type=NodePort", "--port=80", "--target-port=8080",

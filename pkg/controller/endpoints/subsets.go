@@ -238,3 +238,24 @@ func truncate(subsets []corev1.EndpointSubset) ([]corev1.EndpointSubset, bool) {
 	}
 	return out, true
 }
+
+// Repack canonicalises subsets as upstream's RepackSubsets does (see
+// pack): what the mirroring controller reads from hand-written Endpoints.
+func Repack(in []corev1.EndpointSubset) []corev1.EndpointSubset {
+	var entries []entry
+	for _, ss := range in {
+		add := func(addrs []corev1.EndpointAddress, ready bool) {
+			for _, a := range addrs {
+				if len(ss.Ports) == 0 {
+					entries = append(entries, entry{addr: a, ready: ready})
+				}
+				for i := range ss.Ports {
+					entries = append(entries, entry{addr: a, port: &ss.Ports[i], ready: ready})
+				}
+			}
+		}
+		add(ss.Addresses, true)
+		add(ss.NotReadyAddresses, false)
+	}
+	return pack(entries)
+}

@@ -24,7 +24,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 
-	"github.com/skiff/skiff/pkg/controller/slicetracker"
+	"github.com/skiff/skiff/pkg/controller/slicewriter"
 )
 
 // world is a fake API server with the controller's caches refreshed from
@@ -520,7 +520,7 @@ func TestDeletedByHandRecreated(t *testing.T) {
 	if err := w.client.DiscoveryV1().EndpointSlices("default").Delete(context.Background(), name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	w.c.tracker.ObservedDeletion("default/web", name) // as the informer's handler does
+	w.c.writer.ObservedDeletion("default/web", name) // as the informer's handler does
 	if wr := w.sync("web"); wr != (writes{create: 1}) {
 		t.Fatalf("writes %+v", wr)
 	}
@@ -550,14 +550,14 @@ func TestStaleCacheDoesNotCreateTwice(t *testing.T) {
 	}
 
 	// A creation the cache never shows is given up on after a while.
-	w.c.tracker.Wrote("default/web", &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: "web-lost"}})
+	w.c.writer.Wrote("default/web", &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: "web-lost"}})
 	if wr := w.sync("web"); wr != (writes{}) {
 		t.Fatalf("writes %+v", wr)
 	}
-	if !w.c.tracker.Stale("default/web", nil) {
+	if !w.c.writer.Stale("default/web", nil) {
 		t.Fatal("the lost creation is not waited for")
 	}
-	w.clock.Step(slicetracker.WriteTimeout + time.Second)
+	w.clock.Step(slicewriter.WriteTimeout + time.Second)
 	w.createPod(pod("c", "10.42.0.3", true))
 	if wr := w.sync("web"); wr != (writes{update: 1}) {
 		t.Fatalf("after the timeout: writes %+v", wr)

@@ -1,9 +1,10 @@
-// Package slicetracker remembers the EndpointSlice writes a controller made
-// that its informer cache may not show yet, so that a sync on a stale
+// Package slicewriter makes the EndpointSlice writes of the controllers
+// that keep slices (endpointslice, endpointslicemirroring) and remembers
+// those their informer cache may not show yet, so that a sync on a stale
 // cache neither creates slices twice nor works from outdated ones
 // (upstream's EndpointSliceTracker). Keys are the controller's own (a
 // Service or an Endpoints key).
-package slicetracker
+package slicewriter
 
 import (
 	"sync"
@@ -36,8 +37,8 @@ type write struct {
 	at         time.Time
 }
 
-// New returns an empty Tracker on clk.
-func New(clk clock.PassiveClock) *Tracker {
+// NewTracker returns an empty Tracker on clk.
+func NewTracker(clk clock.PassiveClock) *Tracker {
 	return &Tracker{clock: clk, writes: map[string]map[string]write{}}
 }
 
