@@ -305,6 +305,16 @@ func (k *Kubelet) runConfig(ctx context.Context, pod *corev1.Pod, c *corev1.Cont
 	if err != nil {
 		return nil, err
 	}
+	if pod.Status.PodIP == "" {
+		// The status carrying the sandbox's address may not be written
+		// yet; the downward API (status.podIP) must see it all the same,
+		// as upstream's kubelet passes the sandbox's IPs.
+		if ip := k.podIPOf(ctx, pod, sbID); ip != "" {
+			withIP := *pod
+			withIP.Status.PodIP, withIP.Status.PodIPs = ip, []corev1.PodIP{{IP: ip}}
+			pod = &withIP
+		}
+	}
 	return k.containerConfig(ctx, pod, c, attempt, volumes, etcHosts)
 }
 

@@ -15,7 +15,9 @@ import (
 // TestDownwardAPIDefaultLimits: a container without limits reads the
 // node's allocatable cpu and memory as its limits, in env vars and in a
 // downwardAPI volume, as on upstream (the conformance specs "should
-// provide default limits.cpu/memory from node allocatable").
+// provide default limits.cpu/memory from node allocatable"); its first
+// run already sees its pod and host IPs (status.podIP is set in the env
+// before the API's status carries it).
 func TestDownwardAPIDefaultLimits(t *testing.T) {
 	c := nodeCluster(t)
 	k := framework.Kubectls(t)[len(framework.Kubectls(t))-1]
@@ -26,6 +28,12 @@ func TestDownwardAPIDefaultLimits(t *testing.T) {
     - name: MEMORY_LIMIT
       valueFrom:
         resourceFieldRef: {resource: limits.memory}
+    - name: POD_IP
+      valueFrom:
+        fieldRef: {fieldPath: status.podIP}
+    - name: HOST_IP
+      valueFrom:
+        fieldRef: {fieldPath: status.hostIP}
     volumeMounts:
     - {name: podinfo, mountPath: /etc/podinfo}
   volumes:
@@ -38,7 +46,7 @@ func TestDownwardAPIDefaultLimits(t *testing.T) {
         resourceFieldRef: {containerName: main, resource: limits.memory, divisor: 1Mi}
 `
 	k.MustIn(t, c, podYAML("downward", busybox, "Never", extra, "sh", "-c",
-		`echo "env $CPU_LIMIT $MEMORY_LIMIT"; echo "files $(cat /etc/podinfo/cpu_limit) $(cat /etc/podinfo/memory_limit)"`), "create", "-f", "-")
+		`echo "ips $POD_IP $HOST_IP"; echo "env $CPU_LIMIT $MEMORY_LIMIT"; echo "files $(cat /etc/podinfo/cpu_limit) $(cat /etc/podinfo/memory_limit)"`), "create", "-f", "-")
 	p := waitPod(t, c, "downward", 60*time.Second, "finished", func(p *corev1.Pod) bool {
 		return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
 	})
@@ -53,7 +61,7 @@ func TestDownwardAPIDefaultLimits(t *testing.T) {
 	if cpu.IsZero() || mem.IsZero() {
 		t.Fatalf("node allocatable %v", n.Status.Allocatable)
 	}
-	want := fmt.Sprintf("env %d %d\nfiles %d %d\n",
+	want := fmt.Sprintf("ips %s %s\nenv %d %d\nfiles %d %d\n", p.Status.PodIP, p.Status.HostIP,
 		(cpu.MilliValue()+999)/1000, mem.Value(), cpu.MilliValue(), (mem.Value()+(1<<20)-1)/(1<<20))
 	if out := k.Must(t, c, "logs", "downward"); out != want {
 		t.Fatalf("logs:\n%s\nwant:\n%s", out, want)

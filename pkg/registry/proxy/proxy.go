@@ -8,6 +8,7 @@ package proxy
 import (
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/util/proxy"
 )
@@ -62,13 +64,23 @@ func Handler(location *url.URL, path string, transport http.RoundTripper) http.H
 	return h
 }
 
-// responder writes a backend failure as a 503 Status.
+// responder writes a backend failure as a Status: the one the proxy's
+// transport made (a 503 "error trying to reach service"), or a 503 of
+// its own.
 type responder struct{}
 
 func (responder) Error(w http.ResponseWriter, _ *http.Request, err error) {
-	st := apierrors.NewServiceUnavailable(fmt.Sprintf("error trying to reach service: %v", err)).ErrStatus
+	var st metav1.Status
+	if s := apierrors.APIStatus(nil); errors.As(err, &s) {
+		st = s.Status()
+	} else {
+		st = apierrors.NewServiceUnavailable(fmt.Sprintf("error trying to reach service: %v", err)).ErrStatus
+	}
 	st.Kind, st.APIVersion = "Status", "v1"
+	if st.Code == 0 {
+		st.Code = http.StatusServiceUnavailable
+	}
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusServiceUnavailable)
+	w.WriteHeader(int(st.Code))
 	_ = json.NewEncoder(w).Encode(st)
 }
