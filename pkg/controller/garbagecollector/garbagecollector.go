@@ -369,28 +369,17 @@ func (gc *GC) dependentWaiting(uid types.UID) bool {
 // of the object (merge patch of the list, guarded by UID and
 // resourceVersion).
 func (gc *GC) unblockOwnerRefs(ctx context.Context, ref objectRef) error {
-	cur, err := gc.resource(ref).Get(ctx, ref.name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if cur.UID != ref.uid {
-		return nil
-	}
-	refs := slices.Clone(cur.OwnerReferences)
-	changed := false
-	for i := range refs {
-		if refs[i].BlockOwnerDeletion != nil && *refs[i].BlockOwnerDeletion {
-			refs[i].BlockOwnerDeletion = new(false)
-			changed = true
+	return gc.editMeta(ctx, ref, func(cur *metav1.PartialObjectMetadata) (map[string]any, bool) {
+		refs := slices.Clone(cur.OwnerReferences)
+		changed := false
+		for i := range refs {
+			if refs[i].BlockOwnerDeletion != nil && *refs[i].BlockOwnerDeletion {
+				refs[i].BlockOwnerDeletion = new(false)
+				changed = true
+			}
 		}
-	}
-	if !changed {
-		return nil
-	}
-	return gc.patchMeta(ctx, ref, map[string]any{"ownerReferences": refs, "uid": ref.uid, "resourceVersion": cur.ResourceVersion})
+		return map[string]any{"ownerReferences": refs}, changed
+	})
 }
 
 type ownerStateKind int
@@ -459,6 +448,34 @@ func (gc *GC) deleteObject(ctx context.Context, ref objectRef, policy metav1.Del
 // removeOwnerRefs drops the given owner references (merge patch of the
 // remaining list, guarded by the object's UID).
 func (gc *GC) removeOwnerRefs(ctx context.Context, ref objectRef, drop []metav1.OwnerReference) error {
+	return gc.editMeta(ctx, ref, func(cur *metav1.PartialObjectMetadata) (map[string]any, bool) {
+		var keep []metav1.OwnerReference
+		for _, o := range cur.OwnerReferences {
+			if !slices.ContainsFunc(drop, func(d metav1.OwnerReference) bool { return d.UID == o.UID }) {
+				keep = append(keep, o)
+			}
+		}
+		return map[string]any{"ownerReferences": keep}, len(keep) != len(cur.OwnerReferences)
+	})
+}
+
+func (gc *GC) removeFinalizer(ctx context.Context, ref objectRef, finalizer string) error {
+	return gc.editMeta(ctx, ref, func(cur *metav1.PartialObjectMetadata) (map[string]any, bool) {
+		if !slices.Contains(cur.Finalizers, finalizer) {
+			return nil, false
+		}
+		keep := slices.DeleteFunc(slices.Clone(cur.Finalizers), func(f string) bool { return f == finalizer })
+		if keep == nil {
+			keep = []string{}
+		}
+		return map[string]any{"finalizers": keep}, true
+	})
+}
+
+// editMeta reads the object ref names from the API and, if it is still
+// that object (same UID) and change says so, patches the metadata fields
+// change returns, preconditioned on the UID and resourceVersion read.
+func (gc *GC) editMeta(ctx context.Context, ref objectRef, change func(*metav1.PartialObjectMetadata) (map[string]any, bool)) error {
 	cur, err := gc.resource(ref).Get(ctx, ref.name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil
@@ -469,34 +486,12 @@ func (gc *GC) removeOwnerRefs(ctx context.Context, ref objectRef, drop []metav1.
 	if cur.UID != ref.uid {
 		return nil
 	}
-	var keep []metav1.OwnerReference
-	for _, o := range cur.OwnerReferences {
-		if !slices.ContainsFunc(drop, func(d metav1.OwnerReference) bool { return d.UID == o.UID }) {
-			keep = append(keep, o)
-		}
-	}
-	if len(keep) == len(cur.OwnerReferences) {
+	meta, ok := change(cur)
+	if !ok {
 		return nil
 	}
-	return gc.patchMeta(ctx, ref, map[string]any{"ownerReferences": keep, "uid": ref.uid, "resourceVersion": cur.ResourceVersion})
-}
-
-func (gc *GC) removeFinalizer(ctx context.Context, ref objectRef, finalizer string) error {
-	cur, err := gc.resource(ref).Get(ctx, ref.name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if cur.UID != ref.uid || !slices.Contains(cur.Finalizers, finalizer) {
-		return nil
-	}
-	keep := slices.DeleteFunc(slices.Clone(cur.Finalizers), func(f string) bool { return f == finalizer })
-	if keep == nil {
-		keep = []string{}
-	}
-	return gc.patchMeta(ctx, ref, map[string]any{"finalizers": keep, "uid": ref.uid, "resourceVersion": cur.ResourceVersion})
+	meta["uid"], meta["resourceVersion"] = ref.uid, cur.ResourceVersion
+	return gc.patchMeta(ctx, ref, meta)
 }
 
 func (gc *GC) patchMeta(ctx context.Context, ref objectRef, meta map[string]any) error {
