@@ -12,8 +12,9 @@ import (
 )
 
 // TestResourceQuota creates a pods=1 quota with kubectl: its status is
-// computed, a second pod is rejected with upstream's message, and kubectl
-// get quota shows the usage.
+// computed, a second pod is rejected with upstream's message, kubectl get
+// quota shows the usage, and a ReplicationController it holds back says so
+// in a ReplicaFailure condition.
 func TestResourceQuota(t *testing.T) {
 	c := framework.StartCluster(t, framework.Options{})
 	cs := c.Client()
@@ -41,6 +42,15 @@ func TestResourceQuota(t *testing.T) {
 	framework.Eventually(t, 30*time.Second, "usage released after delete", func() bool {
 		return strings.Contains(k.Must(t, c, "get", "quota", "q"), "pods: 0/1")
 	})
+	// A ReplicationController the quota holds back surfaces a
+	// ReplicaFailure condition, gone once it asks for what the quota allows.
+	k.MustIn(t, c, replicaSetYAML("ReplicationController", "held", 3), "create", "-f", "-")
+	cond := func() string {
+		return k.Run(c, "", nil, "get", "rc", "held", "-o", `jsonpath={.status.conditions[?(@.type=="ReplicaFailure")].reason}`).Stdout
+	}
+	framework.Eventually(t, 30*time.Second, "ReplicaFailure FailedCreate on the held-back rc", func() bool { return cond() == "FailedCreate" })
+	k.Must(t, c, "scale", "rc", "held", "--replicas=1")
+	framework.Eventually(t, 30*time.Second, "ReplicaFailure gone after scaling to the quota", func() bool { return cond() == "" })
 }
 
 // TestLimitRange defaults a pod's requests and limits from a LimitRange and

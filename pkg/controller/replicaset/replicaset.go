@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"time"
 
@@ -56,11 +57,25 @@ type owner struct {
 	status          status
 }
 
-// status is the replica counts both kinds report.
+// status is the replica counts both kinds report, and their
+// ReplicaFailure condition.
 type status struct {
 	Replicas, FullyLabeledReplicas, ReadyReplicas, AvailableReplicas int32
 	ObservedGeneration                                               int64
+	Failure                                                          failure
 }
+
+// failure is the ReplicaFailure condition (zero: none): set, as upstream,
+// when creating or deleting pods fails (reason FailedCreate or
+// FailedDelete, the error as message), kept as first set while failures
+// go on, and removed by the first sync that manages without error.
+type failure struct {
+	Reason, Message string
+	Since           metav1.Time
+}
+
+// replicaFailure is the ReplicaFailure condition type of both kinds.
+const replicaFailure = "ReplicaFailure"
 
 // kind adapts one of the two resources.
 type kind interface {
@@ -207,7 +222,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if c.exp.Satisfied(key) && o.meta.GetDeletionTimestamp() == nil {
 		manageErr = c.manage(ctx, key, o, active)
 	}
-	if err := c.updateStatus(ctx, o, active); err != nil {
+	if err := c.updateStatus(ctx, o, active, manageErr); err != nil {
 		return err
 	}
 	// Pods that become available later need another look.
@@ -371,10 +386,20 @@ func readySince(p *corev1.Pod) *time.Time {
 }
 
 // updateStatus reports the counts if they changed.
-func (c *Controller) updateStatus(ctx context.Context, o *owner, active []*corev1.Pod) error {
-	st := status{Replicas: int32(len(active)), ObservedGeneration: o.meta.GetGeneration()}
+func (c *Controller) updateStatus(ctx context.Context, o *owner, active []*corev1.Pod, manageErr error) error {
+	st := status{Replicas: int32(len(active)), ObservedGeneration: o.meta.GetGeneration(), Failure: o.status.Failure}
 	templateLabels := labels.Set(o.template.Labels)
 	now := c.clock.Now()
+	switch {
+	case manageErr != nil && st.Failure.Reason == "":
+		reason := "FailedCreate"
+		if len(active) > int(o.replicas) {
+			reason = "FailedDelete"
+		}
+		st.Failure = failure{Reason: reason, Message: manageErr.Error(), Since: metav1.NewTime(now)}
+	case manageErr == nil:
+		st.Failure = failure{}
+	}
 	for _, p := range active {
 		if labels.SelectorFromSet(templateLabels).Matches(labels.Set(p.Labels)) {
 			st.FullyLabeledReplicas++
@@ -422,7 +447,7 @@ func rsOwner(rs *appsv1.ReplicaSet) (*owner, error) {
 	}
 	s := rs.Status
 	return &owner{obj: rs, meta: rs, replicas: replicas, minReadySeconds: rs.Spec.MinReadySeconds, selector: sel, template: &rs.Spec.Template,
-		status: status{s.Replicas, s.FullyLabeledReplicas, s.ReadyReplicas, s.AvailableReplicas, s.ObservedGeneration}}, nil
+		status: status{s.Replicas, s.FullyLabeledReplicas, s.ReadyReplicas, s.AvailableReplicas, s.ObservedGeneration, failureOf(s.Conditions)}}, nil
 }
 
 func (k rsKind) get(ns, name string) (*owner, error) {
@@ -451,6 +476,11 @@ func (k rsKind) updateStatus(ctx context.Context, o *owner, st status) error {
 	rs := o.obj.(*appsv1.ReplicaSet).DeepCopy()
 	rs.Status.Replicas, rs.Status.FullyLabeledReplicas, rs.Status.ReadyReplicas = st.Replicas, st.FullyLabeledReplicas, st.ReadyReplicas
 	rs.Status.AvailableReplicas, rs.Status.ObservedGeneration = st.AvailableReplicas, st.ObservedGeneration
+	rs.Status.Conditions = slices.DeleteFunc(rs.Status.Conditions, func(c appsv1.ReplicaSetCondition) bool { return c.Type == replicaFailure })
+	if f := st.Failure; f.Reason != "" {
+		rs.Status.Conditions = append(rs.Status.Conditions, appsv1.ReplicaSetCondition{
+			Type: replicaFailure, Status: corev1.ConditionTrue, Reason: f.Reason, Message: f.Message, LastTransitionTime: f.Since})
+	}
 	_, err := k.client.AppsV1().ReplicaSets(rs.Namespace).UpdateStatus(ctx, rs, metav1.UpdateOptions{})
 	return err
 }
@@ -483,7 +513,7 @@ func rcOwner(rc *corev1.ReplicationController) (*owner, error) {
 	}
 	s := rc.Status
 	return &owner{obj: rc, meta: rc, replicas: replicas, minReadySeconds: rc.Spec.MinReadySeconds, selector: sel, template: rc.Spec.Template,
-		status: status{s.Replicas, s.FullyLabeledReplicas, s.ReadyReplicas, s.AvailableReplicas, s.ObservedGeneration}}, nil
+		status: status{s.Replicas, s.FullyLabeledReplicas, s.ReadyReplicas, s.AvailableReplicas, s.ObservedGeneration, rcFailureOf(s.Conditions)}}, nil
 }
 
 func (k rcKind) get(ns, name string) (*owner, error) {
@@ -512,6 +542,31 @@ func (k rcKind) updateStatus(ctx context.Context, o *owner, st status) error {
 	rc := o.obj.(*corev1.ReplicationController).DeepCopy()
 	rc.Status.Replicas, rc.Status.FullyLabeledReplicas, rc.Status.ReadyReplicas = st.Replicas, st.FullyLabeledReplicas, st.ReadyReplicas
 	rc.Status.AvailableReplicas, rc.Status.ObservedGeneration = st.AvailableReplicas, st.ObservedGeneration
+	rc.Status.Conditions = slices.DeleteFunc(rc.Status.Conditions, func(c corev1.ReplicationControllerCondition) bool { return c.Type == replicaFailure })
+	if f := st.Failure; f.Reason != "" {
+		rc.Status.Conditions = append(rc.Status.Conditions, corev1.ReplicationControllerCondition{
+			Type: replicaFailure, Status: corev1.ConditionTrue, Reason: f.Reason, Message: f.Message, LastTransitionTime: f.Since})
+	}
 	_, err := k.client.CoreV1().ReplicationControllers(rc.Namespace).UpdateStatus(ctx, rc, metav1.UpdateOptions{})
 	return err
+}
+
+// failureOf reads a ReplicaSet's ReplicaFailure condition.
+func failureOf(conds []appsv1.ReplicaSetCondition) failure {
+	for _, c := range conds {
+		if c.Type == replicaFailure && c.Status == corev1.ConditionTrue {
+			return failure{Reason: c.Reason, Message: c.Message, Since: c.LastTransitionTime}
+		}
+	}
+	return failure{}
+}
+
+// rcFailureOf reads a ReplicationController's ReplicaFailure condition.
+func rcFailureOf(conds []corev1.ReplicationControllerCondition) failure {
+	for _, c := range conds {
+		if c.Type == replicaFailure && c.Status == corev1.ConditionTrue {
+			return failure{Reason: c.Reason, Message: c.Message, Since: c.LastTransitionTime}
+		}
+	}
+	return failure{}
 }

@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -174,5 +176,53 @@ func TestDeletionOrder(t *testing.T) {
 	want := []string{"unscheduled", "pending", "not-ready", "ready-short", "ready-long"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("order %v, want %v", got, want)
+	}
+}
+
+// A pod creation the API refuses (here a quota) sets ReplicaFailure
+// FailedCreate with the error, kept while creations fail; scaling to what
+// exists clears it, as upstream's "surface a failure condition on a
+// common issue like exceeded quota" expects.
+func TestReplicaFailureCondition(t *testing.T) {
+	w := newWorld(t, newRS(3))
+	created := 0
+	w.client.PrependReactor("create", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if created == 2 {
+			return true, nil, apierrors.NewForbidden(corev1.Resource("pods"), "web-x", fmt.Errorf("exceeded quota: q, requested: pods=1, used: pods=2, limited: pods=2"))
+		}
+		created++
+		return false, nil, nil
+	})
+	failed := func() *appsv1.ReplicaSetCondition {
+		for _, c := range w.rs().Status.Conditions {
+			if c.Type == appsv1.ReplicaSetReplicaFailure {
+				return &c
+			}
+		}
+		return nil
+	}
+	for range 3 {
+		_ = w.c.sync(context.Background(), "default/web") // fails while the quota refuses
+		for range w.pods() {
+			w.c.exp.ObservedCreate("default/web")
+		}
+		w.refresh()
+	}
+	c := failed()
+	if c == nil || c.Status != corev1.ConditionTrue || c.Reason != "FailedCreate" || !strings.Contains(c.Message, "exceeded quota") {
+		t.Fatalf("condition %+v after refused creations", c)
+	}
+	if len(w.pods()) != 2 {
+		t.Fatalf("%d pods, want the 2 the quota allows", len(w.pods()))
+	}
+	rs := w.rs()
+	rs.Spec.Replicas = ptr.To(int32(2))
+	if _, err := w.client.AppsV1().ReplicaSets("default").Update(context.Background(), rs, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w.refresh()
+	w.sync()
+	if c := failed(); c != nil {
+		t.Fatalf("condition %+v after scaling to what the quota allows", c)
 	}
 }
