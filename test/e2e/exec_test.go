@@ -20,8 +20,10 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+	"github.com/gorilla/websocket"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
 	utilexec "k8s.io/client-go/util/exec"
 
@@ -413,6 +415,45 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// logsOverWebSocket reads a pod's log as a WebSocket client asking for
+// the binary.k8s.io protocol does (the conformance spec "should support
+// retrieving logs from the container over websockets"), to the end.
+func logsOverWebSocket(t *testing.T, c *framework.Cluster, pod string) string {
+	t.Helper()
+	cfg := c.RESTConfig()
+	tlsCfg, err := rest.TLSConfigFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := c.Client().CoreV1().RESTClient().Get().Namespace("default").Resource("pods").Name(pod).SubResource("log").URL()
+	u.Scheme = "wss"
+	hdr := http.Header{}
+	if cfg.BearerToken != "" {
+		hdr.Set("Authorization", "Bearer "+cfg.BearerToken)
+	}
+	d := websocket.Dialer{TLSClientConfig: tlsCfg, Subprotocols: []string{"binary.k8s.io"}, HandshakeTimeout: 10 * time.Second}
+	ws, resp, err := d.Dial(u.String(), hdr)
+	if err != nil {
+		t.Fatalf("websocket to %s: %v (response %v)", u, err, resp)
+	}
+	defer ws.Close()
+	if ws.Subprotocol() != "binary.k8s.io" {
+		t.Errorf("negotiated %q, want binary.k8s.io", ws.Subprotocol())
+	}
+	var out strings.Builder
+	_ = ws.SetReadDeadline(time.Now().Add(20 * time.Second))
+	for {
+		_, msg, err := ws.ReadMessage()
+		if err != nil {
+			if !websocket.IsCloseError(err, websocket.CloseNormalClosure) && !errors.Is(err, io.EOF) {
+				t.Logf("websocket read ended: %v", err)
+			}
+			return out.String()
+		}
+		out.Write(msg)
+	}
+}
+
 // TestExecProtocols execs with client-go over each protocol a client may
 // choose: WebSocket v5 (translated to SPDY by the API server), WebSocket
 // v4 (the protocol of other language clients, which travels unchanged to
@@ -445,6 +486,12 @@ func TestExecProtocols(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Logs come over WebSocket too.
+	k.MustIn(t, c, podYAML("talker", busybox, "Always", "", "sh", "-c", "echo container is alive; sleep 3600"), "create", "-f", "-")
+	waitPod(t, c, "talker", 30*time.Second, "Running", running)
+	framework.Eventually(t, 20*time.Second, "the log over WebSocket", func() bool {
+		return logsOverWebSocket(t, c, "talker") == "container is alive\n"
+	})
 	for name, ex := range map[string]remotecommand.Executor{"websocket-v5": v5, "websocket-v4": v4, "spdy": spdy} {
 		var stdout, stderr bytes.Buffer
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

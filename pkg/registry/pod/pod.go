@@ -9,6 +9,7 @@ package pod
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -22,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/streaming/pkg/httpstream/wsstream"
 	"k8s.io/utils/clock"
 
 	"github.com/skiff/skiff/pkg/registry"
@@ -285,7 +287,7 @@ func logProxy(ctx context.Context, store *registry.Store, nodes NodeLocator, ns,
 		}
 	}
 	target.RawQuery = q.Encode()
-	return &httputil.ReverseProxy{
+	proxy := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.Out.URL = &target
 			r.Out.Host = target.Host
@@ -296,7 +298,44 @@ func logProxy(ctx context.Context, store *registry.Store, nodes NodeLocator, ns,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			writeUnavailable(w, fmt.Sprintf("error reaching the kubelet of node %q: %v", p.Spec.NodeName, err))
 		},
-	}, nil
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !wsstream.IsWebSocketRequest(r) {
+			proxy.ServeHTTP(w, r)
+			return
+		}
+		logOverWebSocket(w, r, &target, transport, p.Spec.NodeName)
+	}), nil
+}
+
+// logOverWebSocket streams a log the kubelet serves to a WebSocket
+// client, one message per read (binary.k8s.io, base64.binary.k8s.io or
+// the plain protocol), as upstream's API server streams any resource
+// stream when the request asks for a WebSocket. A kubelet error is
+// passed on as it came, before any upgrade.
+func logOverWebSocket(w http.ResponseWriter, r *http.Request, target *url.URL, transport http.RoundTripper, node string) {
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, target.String(), nil)
+	if err != nil {
+		writeUnavailable(w, err.Error())
+		return
+	}
+	resp, err := transport.RoundTrip(req)
+	if err != nil {
+		writeUnavailable(w, fmt.Sprintf("error reaching the kubelet of node %q: %v", node, err))
+		return
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, resp.Body)
+		return
+	}
+	// Copy ends with the stream or the client; what it reports is the
+	// client going away, nothing to answer.
+	_ = wsstream.NewReader(resp.Body, true, wsstream.NewDefaultReaderProtocols()).Copy(w, r)
 }
 
 func hasContainer(p *corev1.Pod, name string) bool {
