@@ -210,20 +210,22 @@ func linksUpToDate(dir string, payload map[string]File) bool {
 		if strings.HasPrefix(e.Name(), "..") {
 			continue
 		}
-		if !want[e.Name()] {
+		t, err := os.Readlink(filepath.Join(dir, e.Name()))
+		ours := err == nil && t == filepath.Join(dataDirName, e.Name())
+		if want[e.Name()] != ours {
 			return false
 		}
-		if t, err := os.Readlink(filepath.Join(dir, e.Name())); err != nil || t != filepath.Join(dataDirName, e.Name()) {
-			return false
+		if ours {
+			have++
 		}
-		have++
 	}
 	return have == len(want)
 }
 
-// updateLinks makes dir's user-visible entries exactly one link per
-// top-level payload name; anything else (links of removed keys, files
-// left by an older layout) goes.
+// updateLinks makes dir's user-visible entries one link per top-level
+// payload name. Links of removed names go, and so does anything else in
+// the way of a wanted link (a file of an older layout); other entries
+// (a directory a subPath mount created, say) stay, as upstream.
 func updateLinks(dir string, payload map[string]File) error {
 	want := topLevel(payload)
 	entries, err := os.ReadDir(dir)
@@ -236,11 +238,14 @@ func updateLinks(dir string, payload map[string]File) error {
 			continue
 		}
 		path := filepath.Join(dir, name)
-		if want[name] {
-			if t, err := os.Readlink(path); err == nil && t == filepath.Join(dataDirName, name) {
-				delete(want, name)
-				continue
-			}
+		t, err := os.Readlink(path)
+		ours := err == nil && t == filepath.Join(dataDirName, name)
+		switch {
+		case want[name] && ours:
+			delete(want, name)
+			continue
+		case !want[name] && !ours:
+			continue
 		}
 		if err := os.RemoveAll(path); err != nil {
 			return fmt.Errorf("remove %s: %w", name, err)

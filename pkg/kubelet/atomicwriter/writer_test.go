@@ -203,3 +203,22 @@ func TestWriteRejectsBadPaths(t *testing.T) {
 		}
 	}
 }
+
+func TestWriteKeepsForeignEntries(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "vol")
+	mustWrite(t, dir, files("a", "1"), t0)
+	// A directory a subPath mount of a missing key created.
+	if err := os.Mkdir(filepath.Join(dir, "made-by-subpath"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if mustWrite(t, dir, files("a", "1"), t0.Add(time.Second)) {
+		t.Error("identical payload reported a change")
+	}
+	mustWrite(t, dir, files("b", "2"), t0.Add(2*time.Second))
+	if _, err := os.Stat(filepath.Join(dir, "made-by-subpath")); err != nil {
+		t.Errorf("foreign entry removed: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "a")); err == nil {
+		t.Error("link of removed key a still there")
+	}
+}

@@ -76,8 +76,11 @@ func New(ctx context.Context, client kubernetes.Interface, onChange func(types.U
 
 // RegisterPod makes the Manager watch the ConfigMaps and Secrets the pod's
 // volumes reference (and stop watching those it no longer does). It is
-// cheap to call on every sync.
+// cheap to call on every sync. A nil Manager watches nothing.
 func (m *Manager) RegisterPod(pod *corev1.Pod) {
+	if m == nil {
+		return
+	}
 	want := volumeRefs(pod)
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -103,6 +106,9 @@ func (m *Manager) RegisterPod(pod *corev1.Pod) {
 
 // UnregisterPod drops the pod's references; watches no pod needs stop.
 func (m *Manager) UnregisterPod(uid types.UID) {
+	if m == nil {
+		return
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for r := range m.pods[uid] {
