@@ -190,7 +190,10 @@ func subPathHost(dir, subPath string) (string, error) {
 	if rel, err := filepath.Rel(base, real); err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
 		return "", fmt.Errorf("subpath %q not within volume path %q", real, base)
 	}
-	return host, nil
+	// The resolved path: a subPath into a configMap, secret or projected
+	// volume binds the file of the current snapshot (..data/...), which
+	// later updates replace but do not change, as upstream.
+	return real, nil
 }
 
 func (k *Kubelet) envSource(ctx context.Context, ns string, from corev1.EnvFromSource) (map[string]string, bool, error) {

@@ -35,6 +35,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/skiff/skiff/pkg/kubelet/lifecycle"
+	"github.com/skiff/skiff/pkg/kubelet/objectwatch"
 	"github.com/skiff/skiff/pkg/kubelet/prober"
 	"github.com/skiff/skiff/pkg/version"
 )
@@ -92,6 +93,10 @@ type Kubelet struct {
 	statuses *statusCache
 	// hooks runs postStart and preStop hooks.
 	hooks *lifecycle.Runner
+	// objects watches the ConfigMaps and Secrets the pods' volumes
+	// reference and resyncs a pod when one changes, so its volumes follow
+	// (set by Run; nil means read from the API).
+	objects *objectwatch.Manager
 }
 
 // New returns a Kubelet.
@@ -178,6 +183,7 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	nodeInf := nodeInformers.Core().V1().Nodes()
 	k.nodes = nodeInf.Lister()
 	k.startRecorder(ctx)
+	k.objects = objectwatch.New(ctx, k.cfg.Client, k.resync)
 	podInf := podInformers.Core().V1().Pods()
 	k.pods = podInf.Lister()
 	k.services = svcInformers.Core().V1().Services().Lister()
@@ -254,6 +260,7 @@ func (k *Kubelet) runWorker(ctx context.Context, w *worker, uid types.UID, ns, n
 			k.cfg.Log.Warn("sync pod", "pod", ns+"/"+name, "err", err)
 		}
 		if done {
+			k.objects.UnregisterPod(uid)
 			k.probes.RemovePod(uid)
 			k.statuses.forget(uid)
 			k.mu.Lock()

@@ -121,7 +121,9 @@ func (k *Kubelet) syncPod(ctx context.Context, uid types.UID, ns, name string) (
 	}
 	k.mu.Unlock()
 	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
-		// Finished: its sandbox stops, its containers stay for their logs.
+		// Finished: its sandbox stops, its containers stay for their logs,
+		// its volumes are no longer updated.
+		k.objects.UnregisterPod(uid)
 		for _, sb := range st.sandboxes {
 			if sb.State == runtimeapi.PodSandboxState_SANDBOX_READY {
 				if err := k.cfg.Runtime.StopPodSandbox(ctx, sb.Id); err != nil {
@@ -133,6 +135,8 @@ func (k *Kubelet) syncPod(ctx context.Context, uid types.UID, ns, name string) (
 	}
 	// Probe workers live as long as the pod's worker (ctx).
 	k.probes.AddPod(ctx, pod)
+	// Its volumes' sources are watched from here until it finishes.
+	k.objects.RegisterPod(pod)
 	runErr := k.runPod(ctx, pod, st)
 	// Report what is, whatever happened.
 	if st, err = k.runtimeStateOf(ctx, uid); err != nil {

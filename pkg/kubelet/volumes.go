@@ -10,7 +10,10 @@ import (
 
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/skiff/skiff/pkg/kubelet/atomicwriter"
 )
 
 // setupVolumes prepares the pod's volumes on the node and returns their
@@ -99,43 +102,16 @@ func hostPath(src *corev1.HostPathVolumeSource) error {
 	return nil
 }
 
-// writeFiles replaces a volume's files with files (path -> content),
-// each with mode.
-func writeFiles(dir string, files map[string][]byte, modes map[string]int32) error {
-	tmp := dir + ".tmp"
-	_ = os.RemoveAll(tmp)
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
-		return err
-	}
+// writeVolume makes dir hold exactly files (path -> content) with modes,
+// through the atomic writer: readers see the old or the new set, never a
+// mix, and an unchanged set rewrites nothing.
+func (k *Kubelet) writeVolume(dir string, files map[string][]byte, modes map[string]int32) error {
+	payload := make(map[string]atomicwriter.File, len(files))
 	for p, data := range files {
-		target := filepath.Join(tmp, filepath.Clean("/"+p))
-		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(target, data, os.FileMode(modes[p])); err != nil {
-			return err
-		}
-		if err := os.Chmod(target, os.FileMode(modes[p])); err != nil {
-			return err
-		}
+		payload[p] = atomicwriter.File{Data: data, Mode: os.FileMode(modes[p])}
 	}
-	// Existing mounts keep the old inode; only replace a fresh volume or
-	// refresh file contents in place.
-	if _, err := os.Stat(dir); os.IsNotExist(err) {
-		return os.Rename(tmp, dir)
-	}
-	defer os.RemoveAll(tmp)
-	for p := range files {
-		src := filepath.Join(tmp, filepath.Clean("/"+p))
-		dst := filepath.Join(dir, filepath.Clean("/"+p))
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return err
-		}
-		if err := os.Rename(src, dst); err != nil {
-			return err
-		}
-	}
-	return nil
+	_, err := atomicwriter.Write(dir, payload, k.cfg.Clock.Now())
+	return err
 }
 
 func keyFiles(data map[string][]byte, items []corev1.KeyToPath, defaultMode *int32, optional bool) (map[string][]byte, map[string]int32, error) {
@@ -167,14 +143,34 @@ func keyFiles(data map[string][]byte, items []corev1.KeyToPath, defaultMode *int
 	return files, modes, nil
 }
 
-func (k *Kubelet) configMapVolume(ctx context.Context, ns, dir string, src *corev1.ConfigMapVolumeSource) error {
-	optional := src.Optional != nil && *src.Optional
-	cm, err := k.cfg.Client.CoreV1().ConfigMaps(ns).Get(ctx, src.Name, metav1.GetOptions{})
+// configMap reads a ConfigMap a volume references: from its watch once
+// the pod is registered, else from the API.
+func (k *Kubelet) configMap(ctx context.Context, ns, name string) (*corev1.ConfigMap, error) {
+	if k.objects != nil {
+		return k.objects.ConfigMap(ctx, ns, name)
+	}
+	return k.cfg.Client.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
+}
+
+// secret reads a Secret a volume references, as configMap does.
+func (k *Kubelet) secret(ctx context.Context, ns, name string) (*corev1.Secret, error) {
+	if k.objects != nil {
+		return k.objects.Secret(ctx, ns, name)
+	}
+	return k.cfg.Client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+}
+
+// configMapFiles are the files a ConfigMap source projects. A missing
+// optional ConfigMap projects nothing (so its files go when it is
+// deleted); a missing required one is an error.
+func (k *Kubelet) configMapFiles(ctx context.Context, ns, name string, items []corev1.KeyToPath, defaultMode *int32, optional *bool) (map[string][]byte, map[string]int32, error) {
+	opt := optional != nil && *optional
+	cm, err := k.configMap(ctx, ns, name)
 	if err != nil {
-		if optional {
-			return os.MkdirAll(dir, 0o755)
+		if opt && apierrors.IsNotFound(err) {
+			return nil, nil, nil
 		}
-		return fmt.Errorf("configmap %q: %w", src.Name, err)
+		return nil, nil, fmt.Errorf("configmap %q: %w", name, err)
 	}
 	data := map[string][]byte{}
 	for k, v := range cm.Data {
@@ -183,27 +179,36 @@ func (k *Kubelet) configMapVolume(ctx context.Context, ns, dir string, src *core
 	for k, v := range cm.BinaryData {
 		data[k] = v
 	}
-	files, modes, err := keyFiles(data, src.Items, src.DefaultMode, optional)
+	return keyFiles(data, items, defaultMode, opt)
+}
+
+// secretFiles are the files a Secret source projects, as configMapFiles.
+func (k *Kubelet) secretFiles(ctx context.Context, ns, name string, items []corev1.KeyToPath, defaultMode *int32, optional *bool) (map[string][]byte, map[string]int32, error) {
+	opt := optional != nil && *optional
+	s, err := k.secret(ctx, ns, name)
+	if err != nil {
+		if opt && apierrors.IsNotFound(err) {
+			return nil, nil, nil
+		}
+		return nil, nil, fmt.Errorf("secret %q: %w", name, err)
+	}
+	return keyFiles(s.Data, items, defaultMode, opt)
+}
+
+func (k *Kubelet) configMapVolume(ctx context.Context, ns, dir string, src *corev1.ConfigMapVolumeSource) error {
+	files, modes, err := k.configMapFiles(ctx, ns, src.Name, src.Items, src.DefaultMode, src.Optional)
 	if err != nil {
 		return err
 	}
-	return writeFiles(dir, files, modes)
+	return k.writeVolume(dir, files, modes)
 }
 
 func (k *Kubelet) secretVolume(ctx context.Context, ns, dir string, src *corev1.SecretVolumeSource) error {
-	optional := src.Optional != nil && *src.Optional
-	s, err := k.cfg.Client.CoreV1().Secrets(ns).Get(ctx, src.SecretName, metav1.GetOptions{})
-	if err != nil {
-		if optional {
-			return os.MkdirAll(dir, 0o755)
-		}
-		return fmt.Errorf("secret %q: %w", src.SecretName, err)
-	}
-	files, modes, err := keyFiles(s.Data, src.Items, src.DefaultMode, optional)
+	files, modes, err := k.secretFiles(ctx, ns, src.SecretName, src.Items, src.DefaultMode, src.Optional)
 	if err != nil {
 		return err
 	}
-	return writeFiles(dir, files, modes)
+	return k.writeVolume(dir, files, modes)
 }
 
 func (k *Kubelet) downwardVolume(ctx context.Context, pod *corev1.Pod, dir string, items []corev1.DownwardAPIVolumeFile, defaultMode *int32) error {
@@ -211,7 +216,7 @@ func (k *Kubelet) downwardVolume(ctx context.Context, pod *corev1.Pod, dir strin
 	if err != nil {
 		return err
 	}
-	return writeFiles(dir, files, modes)
+	return k.writeVolume(dir, files, modes)
 }
 
 func (k *Kubelet) downwardFiles(ctx context.Context, pod *corev1.Pod, items []corev1.DownwardAPIVolumeFile, defaultMode *int32) (map[string][]byte, map[string]int32, error) {
@@ -264,52 +269,28 @@ func formatMap(m map[string]string) string {
 // service account tokens are not minted yet.
 func (k *Kubelet) projectedVolume(ctx context.Context, pod *corev1.Pod, dir string, src *corev1.ProjectedVolumeSource) error {
 	files, modes := map[string][]byte{}, map[string]int32{}
-	merge := func(f map[string][]byte, m map[string]int32) {
+	for _, s := range src.Sources {
+		var (
+			f   map[string][]byte
+			m   map[string]int32
+			err error
+		)
+		switch {
+		case s.ConfigMap != nil:
+			f, m, err = k.configMapFiles(ctx, pod.Namespace, s.ConfigMap.Name, s.ConfigMap.Items, src.DefaultMode, s.ConfigMap.Optional)
+		case s.Secret != nil:
+			f, m, err = k.secretFiles(ctx, pod.Namespace, s.Secret.Name, s.Secret.Items, src.DefaultMode, s.Secret.Optional)
+		case s.DownwardAPI != nil:
+			f, m, err = k.downwardFiles(ctx, pod, s.DownwardAPI.Items, src.DefaultMode)
+		}
+		if err != nil {
+			return err
+		}
 		for p, v := range f {
 			files[p], modes[p] = v, m[p]
 		}
 	}
-	for _, s := range src.Sources {
-		switch {
-		case s.ConfigMap != nil:
-			cm, err := k.cfg.Client.CoreV1().ConfigMaps(pod.Namespace).Get(ctx, s.ConfigMap.Name, metav1.GetOptions{})
-			if err != nil {
-				if s.ConfigMap.Optional != nil && *s.ConfigMap.Optional {
-					continue
-				}
-				return err
-			}
-			data := map[string][]byte{}
-			for k, v := range cm.Data {
-				data[k] = []byte(v)
-			}
-			f, m, err := keyFiles(data, s.ConfigMap.Items, src.DefaultMode, s.ConfigMap.Optional != nil && *s.ConfigMap.Optional)
-			if err != nil {
-				return err
-			}
-			merge(f, m)
-		case s.Secret != nil:
-			sec, err := k.cfg.Client.CoreV1().Secrets(pod.Namespace).Get(ctx, s.Secret.Name, metav1.GetOptions{})
-			if err != nil {
-				if s.Secret.Optional != nil && *s.Secret.Optional {
-					continue
-				}
-				return err
-			}
-			f, m, err := keyFiles(sec.Data, s.Secret.Items, src.DefaultMode, s.Secret.Optional != nil && *s.Secret.Optional)
-			if err != nil {
-				return err
-			}
-			merge(f, m)
-		case s.DownwardAPI != nil:
-			f, m, err := k.downwardFiles(ctx, pod, s.DownwardAPI.Items, src.DefaultMode)
-			if err != nil {
-				return err
-			}
-			merge(f, m)
-		}
-	}
-	return writeFiles(dir, files, modes)
+	return k.writeVolume(dir, files, modes)
 }
 
 // terminationLogFile creates the file a container writes its termination
