@@ -20,7 +20,10 @@ type LimitRanger struct {
 	LimitRanges func() *registry.Store
 }
 
-var _ registry.Admitter = LimitRanger{}
+var _ registry.Mutator = LimitRanger{}
+
+// Mutates implements registry.Mutator: the defaults it sets are validated.
+func (LimitRanger) Mutates() {}
 
 // Admit implements registry.Admitter.
 func (l LimitRanger) Admit(ctx context.Context, a *registry.Attributes) error {
@@ -154,6 +157,10 @@ func bounds(item corev1.LimitRangeItem, kind string, req, lim corev1.ResourceLis
 			errs = append(errs, fmt.Errorf("maximum %s usage per %s is %s.  No limit is specified", k, kind, max.String()))
 		case l.Cmp(max) > 0:
 			errs = append(errs, fmt.Errorf("maximum %s usage per %s is %s, but limit is %s", k, kind, max.String(), l.String()))
+		default:
+			if r, ok := req[k]; ok && r.Cmp(max) > 0 {
+				errs = append(errs, fmt.Errorf("maximum %s usage per %s is %s, but request is %s", k, kind, max.String(), r.String()))
+			}
 		}
 	}
 	for k, ratio := range item.MaxLimitRequestRatio {

@@ -114,10 +114,48 @@ func TestLimitRangerAdmission(t *testing.T) {
 			"maximum cpu usage per Container is 1, but limit is 2"},
 		{corev1.ResourceList{"cpu": resource.MustParse("100m")}, corev1.ResourceList{"cpu": resource.MustParse("1")},
 			"cpu max limit to request ratio per Container is 5, but provided ratio is 10.000000"},
+		// A request above max is refused even though the defaulted
+		// limit is within it (the conformance LimitRange spec).
+		{corev1.ResourceList{"cpu": resource.MustParse("1500m")}, nil,
+			"maximum cpu usage per Container is 1, but request is 1500m"},
 	} {
 		err := adm.Admit(ctx, podAttrs("bad", testPod(c.req, c.lim)))
 		if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("req %v lim %v: %v, want %q", c.req, c.lim, err, c.want)
 		}
+	}
+}
+
+// TestLimitRangerDefaultsAreValidated creates pods through a pods store
+// with LimitRanger: a limit it defaults below the pod's own request makes
+// the pod invalid (422, as upstream, where mutating admission runs
+// before validation), not stored.
+func TestLimitRangerDefaultsAreValidated(t *testing.T) {
+	ctx := context.Background()
+	st, _ := storagetest.NewStore(t)
+	ranges := registry.NewStore(limitrange.NewResource(), st)
+	lr := &corev1.LimitRange{ObjectMeta: metav1.ObjectMeta{Name: "lr", Namespace: "ns"}, Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{{
+		Type:    corev1.LimitTypeContainer,
+		Default: corev1.ResourceList{"cpu": resource.MustParse("500m")},
+		Max:     corev1.ResourceList{"cpu": resource.MustParse("1")},
+	}}}}
+	if _, err := ranges.Create(ctx, "ns", lr, registry.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pods := registry.NewStore(pod.NewResource(), st, LimitRanger{LimitRanges: func() *registry.Store { return ranges }})
+	p := testPod(corev1.ResourceList{"cpu": resource.MustParse("800m")}, nil)
+	p.Name = "greedy"
+	_, err := pods.Create(ctx, "ns", p, registry.CreateOptions{})
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "must be less than or equal to cpu limit") {
+		t.Fatalf("create: %v, want Invalid: request above the defaulted limit", err)
+	}
+	p = testPod(corev1.ResourceList{"cpu": resource.MustParse("200m")}, nil)
+	p.Name = "fine"
+	got, err := pods.Create(ctx, "ns", p, registry.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lim := got.(*corev1.Pod).Spec.Containers[0].Resources.Limits.Cpu().String(); lim != "500m" {
+		t.Fatalf("defaulted limit %s, want 500m", lim)
 	}
 }

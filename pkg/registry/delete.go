@@ -50,7 +50,11 @@ func (s *Store) Delete(ctx context.Context, ns, name string, opts *metav1.Delete
 				return nil, nil, apierrors.NewConflict(s.groupResource(), name, fmt.Errorf("Precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v", *p.ResourceVersion, acc.GetResourceVersion()))
 			}
 		}
-		if err := s.admit(ctx, &Attributes{Operation: Delete, Resource: s.Resource, Namespace: ns, Name: name, OldObject: current, DryRun: dryRun}); err != nil {
+		attrs := &Attributes{Operation: Delete, Resource: s.Resource, Namespace: ns, Name: name, OldObject: current, DryRun: dryRun}
+		if err := s.admit(ctx, attrs, true); err != nil {
+			return nil, nil, err
+		}
+		if err := s.admit(ctx, attrs, false); err != nil {
 			return nil, nil, err
 		}
 		keep, err := s.markForDeletion(ctx, obj, acc, opts)

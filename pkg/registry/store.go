@@ -53,6 +53,15 @@ type Admitter interface {
 	Admit(ctx context.Context, a *Attributes) error
 }
 
+// Mutator marks an Admitter that changes the objects it admits (as
+// LimitRanger's defaults). Mutators run before validation, so that what
+// they set is validated, as upstream's mutating admission does; the other
+// admitters run after it, on the object that will be stored.
+type Mutator interface {
+	Admitter
+	Mutates()
+}
+
 // AdmitFunc adapts a function to Admitter.
 type AdmitFunc func(ctx context.Context, a *Attributes) error
 
@@ -278,12 +287,16 @@ func (s *Store) Create(ctx context.Context, ns string, obj runtime.Object, opts 
 	strat := s.Resource.Strategy
 	strat.Default(obj)
 	strat.PrepareForCreate(ctx, obj)
+	attrs := &Attributes{Operation: Create, Resource: s.Resource, Namespace: ns, Name: acc.GetName(), Object: obj, DryRun: opts.DryRun}
+	if err := s.admit(ctx, attrs, true); err != nil {
+		return nil, err
+	}
 	errs := s.validateMeta(acc)
 	errs = append(errs, strat.Validate(ctx, obj)...)
 	if len(errs) > 0 {
 		return nil, apierrors.NewInvalid(s.Resource.GroupVersionKind().GroupKind(), acc.GetName(), errs)
 	}
-	if err := s.admit(ctx, &Attributes{Operation: Create, Resource: s.Resource, Namespace: ns, Name: acc.GetName(), Object: obj, DryRun: opts.DryRun}); err != nil {
+	if err := s.admit(ctx, attrs, false); err != nil {
 		return nil, err
 	}
 	reserver, _ := strat.(Reserver)
@@ -349,8 +362,12 @@ func (s *Store) nameRule() apivalidation.ValidateNameFunc {
 	return apivalidation.NameIsDNSSubdomain
 }
 
-func (s *Store) admit(ctx context.Context, a *Attributes) error {
+// admit runs the mutating admitters, or the others.
+func (s *Store) admit(ctx context.Context, a *Attributes, mutating bool) error {
 	for _, ad := range s.Admission {
+		if _, m := ad.(Mutator); m != mutating {
+			continue
+		}
 		if err := ad.Admit(ctx, a); err != nil {
 			return err
 		}
@@ -462,24 +479,29 @@ func (s *Store) prepareUpdate(ctx context.Context, ns, name string, current runt
 	}
 	if sub != nil {
 		sub.PrepareForUpdate(ctx, obj, old)
-		// Status strategies that let metadata through need it valid.
-		errs = s.validateMeta(acc)
-		errs = append(errs, apivalidation.ValidateObjectMetaAccessorUpdate(acc, oldAcc, field.NewPath("metadata"))...)
-		errs = append(errs, sub.ValidateUpdate(ctx, obj, old)...)
 	} else {
 		strat.Default(obj)
 		strat.PrepareForUpdate(ctx, obj, old)
+	}
+	attrs := &Attributes{Operation: Update, Resource: s.Resource, Subresource: opts.Subresource, Namespace: ns, Name: name, Object: obj, OldObject: old, DryRun: opts.DryRun}
+	if err := s.admit(ctx, attrs, true); err != nil {
+		return nil, nil, err
+	}
+	// Status strategies that let metadata through need it valid too.
+	errs = s.validateMeta(acc)
+	errs = append(errs, apivalidation.ValidateObjectMetaAccessorUpdate(acc, oldAcc, field.NewPath("metadata"))...)
+	if sub != nil {
+		errs = append(errs, sub.ValidateUpdate(ctx, obj, old)...)
+	} else {
 		if s.Resource.Generation && specChanged(obj, old) {
 			acc.SetGeneration(oldAcc.GetGeneration() + 1)
 		}
-		errs = s.validateMeta(acc)
-		errs = append(errs, apivalidation.ValidateObjectMetaAccessorUpdate(acc, oldAcc, field.NewPath("metadata"))...)
 		errs = append(errs, strat.ValidateUpdate(ctx, obj, old)...)
 	}
 	if len(errs) > 0 {
 		return nil, nil, apierrors.NewInvalid(s.Resource.GroupVersionKind().GroupKind(), name, errs)
 	}
-	if err := s.admit(ctx, &Attributes{Operation: Update, Resource: s.Resource, Subresource: opts.Subresource, Namespace: ns, Name: name, Object: obj, OldObject: old, DryRun: opts.DryRun}); err != nil {
+	if err := s.admit(ctx, attrs, false); err != nil {
 		return nil, nil, err
 	}
 	var change *storage.ReservationChange

@@ -29,11 +29,18 @@ func main() {
 	case "summarize":
 		fs := flag.NewFlagSet("summarize", flag.ExitOnError)
 		jsonPath := fs.String("json", "", "Ginkgo JSON report")
+		logPath := fs.String("log", "", "Ginkgo -v log, read when the JSON report is missing or empty (a Ginkgo process died before reporting)")
 		areasPath := fs.String("areas", "", "file of `regexp<TAB>area` lines naming why specs fail")
 		command := fs.String("cmd", "make conformance", "command that produced the report")
 		passedPath := fs.String("passed", "", "write the names of passing specs here")
 		fs.Parse(os.Args[2:])
 		specs, err := loadReport(*jsonPath)
+		if (err != nil || len(specs) == 0) && *logPath != "" {
+			if err != nil {
+				log.Printf("%v; reading the -v log instead", err)
+			}
+			specs, err = loadLog(*logPath)
+		}
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -120,6 +127,70 @@ func loadReport(path string) ([]spec, error) {
 			}
 			specs = append(specs, s)
 		}
+	}
+	sort.Slice(specs, func(i, j int) bool { return specs[i].Name < specs[j].Name })
+	return specs, nil
+}
+
+// resultLine is a spec's result in a Ginkgo -v log: "• [12.3 seconds]"
+// (passed) or "• [FAILED] [12.3 seconds]" (or PANICKED, TIMEDOUT, ...);
+// the spec's name is on the next line, its failure in "[FAILED] ..." lines
+// below.
+var (
+	resultLine  = regexp.MustCompile(`^•(?: \[([A-Z]+)\])? \[[0-9.]+ seconds\]`)
+	labelSuffix = regexp.MustCompile(` \[[^\]]*\]$`)
+	failureLine = regexp.MustCompile(`^\s+\[(FAILED|PANICKED|TIMEDOUT|INTERRUPTED)\] (.*)$`)
+)
+
+// loadLog reads the conformance specs' outcomes from a Ginkgo -v log,
+// for runs whose JSON report was never written. Run times are not kept.
+func loadLog(path string) ([]spec, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var specs []spec
+	var cur *spec
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	nameNext := false
+	for sc.Scan() {
+		line := sc.Text()
+		if nameNext {
+			nameNext = false
+			// "<containers> [It] <leaf> [labels]": the name upstream's
+			// JSON report gives is the same without "[It]" and labels.
+			name := strings.Replace(strings.TrimSpace(line), " [It] ", " ", 1)
+			name = labelSuffix.ReplaceAllString(name, "")
+			if strings.Contains(name, "[Conformance]") {
+				cur.Name, cur.SIG = name, sigPattern.FindString(name)
+				if cur.SIG == "" {
+					cur.SIG = "[other]"
+				}
+				specs = append(specs, *cur)
+				cur = &specs[len(specs)-1]
+			} else {
+				cur = nil
+			}
+			continue
+		}
+		if m := resultLine.FindStringSubmatch(line); m != nil {
+			state := "passed"
+			if m[1] != "" {
+				state = strings.ToLower(m[1])
+			}
+			cur, nameNext = &spec{State: state}, true
+			continue
+		}
+		if cur != nil && cur.State != "passed" && cur.Reason == "" {
+			if m := failureLine.FindStringSubmatch(line); m != nil && !strings.HasPrefix(m[2], "in [") {
+				cur.Reason = firstLine(m[2])
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
 	}
 	sort.Slice(specs, func(i, j int) bool { return specs[i].Name < specs[j].Name })
 	return specs, nil
