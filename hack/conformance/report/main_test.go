@@ -75,3 +75,25 @@ func writeFile(t *testing.T, content string) string {
 	}
 	return p
 }
+
+// TestLogGivesTheOutcomesWhenNoReportWasWritten reads a Ginkgo -v log of
+// a run whose processes did not all report back.
+func TestLogGivesTheOutcomesWhenNoReportWasWritten(t *testing.T) {
+	specs, err := loadLog("testdata/e2e.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []spec{
+		{Name: "[sig-apps] CronJob should not schedule new jobs when ForbidConcurrent [Conformance] [Slow]", SIG: "[sig-apps]", State: "passed"},
+		{Name: "[sig-scheduling] LimitRange should create a LimitRange with defaults and ensure pod has those defaults applied. [Conformance]",
+			SIG: "[sig-scheduling]", State: "failed", Reason: "Expected an error to have occurred.  Got:"},
+	}
+	if len(specs) != len(want) {
+		t.Fatalf("specs = %+v", specs)
+	}
+	for i := range want {
+		if specs[i] != want[i] {
+			t.Errorf("spec %d = %+v, want %+v", i, specs[i], want[i])
+		}
+	}
+}
