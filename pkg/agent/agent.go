@@ -33,6 +33,7 @@ import (
 	"github.com/skiff/skiff/pkg/machine"
 	"github.com/skiff/skiff/pkg/mounts"
 	"github.com/skiff/skiff/pkg/network/egress"
+	"github.com/skiff/skiff/pkg/network/hostport"
 	"github.com/skiff/skiff/pkg/network/hostgw"
 	"github.com/skiff/skiff/pkg/network/podnet"
 	"github.com/skiff/skiff/pkg/proxy"
@@ -210,7 +211,7 @@ func cleanup(ctx context.Context, rt internalapi.RuntimeService, agentDir string
 		errs = append(errs, rt.StopPodSandbox(ctx, sb.Id), rt.RemovePodSandbox(ctx, sb.Id))
 	}
 	root := filepath.Join(agentDir, "runtime")
-	errs = append(errs, daemon.Stop(agentDir), podnet.Teardown(cri.Bridge(root), cri.IPAMDir(root)), proxy.Cleanup(ctx, ProxyTable(root)),
+	errs = append(errs, daemon.Stop(agentDir), podnet.Teardown(cri.Bridge(root), cri.IPAMDir(root)), proxy.Cleanup(ctx, ProxyTable(root)), hostport.Teardown(ctx, cri.Bridge(root)),
 		hostgw.Teardown(hostgwDir(agentDir)), egress.Teardown(ctx, cri.Bridge(root)),
 		// Whatever state pods were in, none of their mounts survives.
 		mounts.UnmountUnder(agentDir), os.RemoveAll(root), os.RemoveAll(filepath.Join(agentDir, "pods")),
