@@ -2,7 +2,9 @@ package hostport
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -94,5 +96,42 @@ func TestSyncWritesTableAndClearsNewUDPPorts(t *testing.T) {
 	}
 	if dump := fake.Dump(); strings.Contains(dump, "dnat to") {
 		t.Errorf("mappings left after sync of none:\n%s", dump)
+	}
+}
+
+// TestRealTableTeardown writes a table with the kernel's nftables and
+// deletes it; deleting it again (nothing there) is no error.
+func TestRealTableTeardown(t *testing.T) {
+	if _, err := exec.LookPath("nft"); err != nil || os.Geteuid() != 0 {
+		t.Skip("needs root and the nft command")
+	}
+	bridge := fmt.Sprintf("skhptest%d", os.Getpid()%100000)
+	tab, err := New(bridge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab.sysctl = t.TempDir()
+	tab.clearUDP = func([]int32) error { return nil }
+	if err := os.MkdirAll(filepath.Join(tab.sysctl, "net", "ipv4", "conf", bridge), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	t.Cleanup(func() { _ = Teardown(ctx, bridge) })
+	// An address no one uses (TEST-NET-3) and no wildcard: the machine
+	// is shared, its traffic must not be caught meanwhile.
+	if err := tab.Sync(ctx, []Mapping{{HostIP: "203.0.113.77", HostPort: 54399, Protocol: "udp", PodIP: "10.88.0.2", ContainerPort: 8081}}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("nft", "list", "table", "ip", TableName(bridge)).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "ip daddr 203.0.113.77 udp dport 54399 dnat to 10.88.0.2:8081") {
+		t.Fatalf("nft list table: %v\n%s", err, out)
+	}
+	for range 2 {
+		if err := Teardown(ctx, bridge); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := exec.Command("nft", "list", "table", "ip", TableName(bridge)).Run(); err == nil {
+		t.Error("table left after Teardown")
 	}
 }
