@@ -68,6 +68,10 @@ type Config struct {
 	// cluster DNS at ClusterDNS. ClusterCIDR is the pod network. Empty
 	// ones are taken from the server (kube-system/skiff-config).
 	ClusterDNS, ClusterDomain, ClusterCIDR string
+	// ServiceCIDR is the range cluster IPs come from: the service proxy
+	// drops traffic to its unallocated addresses. Empty: taken from the
+	// server with the others, else no such rule.
+	ServiceCIDR string
 	// CleanupOnExit stops every pod and the container runtime when the
 	// agent stops, leaving nothing behind.
 	CleanupOnExit bool

@@ -450,7 +450,7 @@ func TestSamePortTCPAndUDP(t *testing.T) {
 	}
 
 	fake := knftables.NewFake(knftables.IPv4Family, "skiff-test")
-	tab := &table{nft: fake}
+	tab := &table{nft: fake, serviceCIDR: "10.43.0.0/16"}
 	ctx := context.Background()
 	if _, err := tab.apply(ctx, r); err != nil {
 		t.Fatal(err)
@@ -470,6 +470,8 @@ func TestSamePortTCPAndUDP(t *testing.T) {
 			"add element ip skiff-test service-ips { " + tc.has,
 			"add element ip skiff-test cluster-ips { 10.43.0.20 }",
 			"add rule ip skiff-test cluster-ips-check ip daddr @cluster-ips reject",
+			// Addresses of the range no Service holds: dropped, as upstream.
+			"add rule ip skiff-test cluster-ips-check ip daddr 10.43.0.0/16 drop",
 			"add rule ip skiff-test filter-output-post-dnat ct state new jump cluster-ips-check",
 			"add rule ip skiff-test filter-forward ct state new jump cluster-ips-check",
 		} {

@@ -17,6 +17,8 @@ import (
 // also as one transaction, so packets always see a consistent state.
 type table struct {
 	nft knftables.Interface
+	// serviceCIDR, if set, is dropped where no Service holds the address.
+	serviceCIDR string
 	// installed is what the table holds; nil when unknown.
 	installed *ruleset
 }
@@ -130,6 +132,9 @@ func (t *table) replaceAll(tx *knftables.Transaction, want *ruleset) {
 	writeChanges(tx, changes, func() {
 		for name, rules := range staticChains {
 			addRules(tx, name, rules)
+		}
+		if t.serviceCIDR != "" {
+			addRules(tx, clusterIPsCheckChain, []string{"ip daddr " + t.serviceCIDR + " drop"})
 		}
 	})
 	for _, c := range baseChains {
