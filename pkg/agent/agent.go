@@ -34,6 +34,7 @@ import (
 	"github.com/skiff/skiff/pkg/mounts"
 	"github.com/skiff/skiff/pkg/network/egress"
 	"github.com/skiff/skiff/pkg/network/hostgw"
+	"github.com/skiff/skiff/pkg/network/hostport"
 	"github.com/skiff/skiff/pkg/network/podnet"
 	"github.com/skiff/skiff/pkg/proxy"
 	"github.com/skiff/skiff/pkg/runtime/cri"
@@ -67,6 +68,10 @@ type Config struct {
 	// cluster DNS at ClusterDNS. ClusterCIDR is the pod network. Empty
 	// ones are taken from the server (kube-system/skiff-config).
 	ClusterDNS, ClusterDomain, ClusterCIDR string
+	// ServiceCIDR is the range cluster IPs come from: the service proxy
+	// drops traffic to its unallocated addresses. Empty: taken from the
+	// server with the others, else no such rule.
+	ServiceCIDR string
 	// CleanupOnExit stops every pod and the container runtime when the
 	// agent stops, leaving nothing behind.
 	CleanupOnExit bool
@@ -210,7 +215,7 @@ func cleanup(ctx context.Context, rt internalapi.RuntimeService, agentDir string
 		errs = append(errs, rt.StopPodSandbox(ctx, sb.Id), rt.RemovePodSandbox(ctx, sb.Id))
 	}
 	root := filepath.Join(agentDir, "runtime")
-	errs = append(errs, daemon.Stop(agentDir), podnet.Teardown(cri.Bridge(root), cri.IPAMDir(root)), proxy.Cleanup(ctx, ProxyTable(root)),
+	errs = append(errs, daemon.Stop(agentDir), podnet.Teardown(cri.Bridge(root), cri.IPAMDir(root)), proxy.Cleanup(ctx, ProxyTable(root)), hostport.Teardown(ctx, cri.Bridge(root)),
 		hostgw.Teardown(hostgwDir(agentDir)), egress.Teardown(ctx, cri.Bridge(root)),
 		// Whatever state pods were in, none of their mounts survives.
 		mounts.UnmountUnder(agentDir), os.RemoveAll(root), os.RemoveAll(filepath.Join(agentDir, "pods")),

@@ -50,7 +50,7 @@ func fillClusterSettings(ctx context.Context, client kubernetes.Interface, cfg *
 	if err != nil {
 		return fmt.Errorf("cluster settings (kube-system/%s): %w", ClusterConfigMap, err)
 	}
-	for field, key := range map[*string]string{&cfg.ClusterCIDR: "clusterCIDR", &cfg.ClusterDNS: "clusterDNS", &cfg.ClusterDomain: "clusterDomain"} {
+	for field, key := range map[*string]string{&cfg.ClusterCIDR: "clusterCIDR", &cfg.ClusterDNS: "clusterDNS", &cfg.ClusterDomain: "clusterDomain", &cfg.ServiceCIDR: "serviceCIDR"} {
 		if *field == "" {
 			*field = data[key]
 		}

@@ -49,7 +49,7 @@ func runServices(ctx context.Context, cfg Config, client kubernetes.Interface) e
 		return err
 	}
 	g, ctx := errgroup.WithContext(ctx)
-	p, err := proxy.New(proxy.Config{NodeName: cfg.NodeName, ClusterCIDR: cfg.ClusterCIDR, Table: ProxyTable(filepath.Join(cfg.DataDir, "runtime")), Log: log}, factory)
+	p, err := proxy.New(proxy.Config{NodeName: cfg.NodeName, ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR, Table: ProxyTable(filepath.Join(cfg.DataDir, "runtime")), Log: log}, factory)
 	if err != nil {
 		// Most likely the nft command is missing: the node still runs
 		// pods, and says loudly what it cannot do.

@@ -103,6 +103,7 @@ func (k *Kubelet) sandboxConfig(pod *corev1.Pod, attempt uint32) *runtimeapi.Pod
 		DnsConfig:    k.dnsConfig(pod),
 		Labels:       podLabels(pod),
 		Annotations:  pod.Annotations,
+		PortMappings: portMappings(pod),
 		Linux: &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
 			NamespaceOptions: &runtimeapi.NamespaceOption{Network: network},
 		}},
@@ -111,4 +112,30 @@ func (k *Kubelet) sandboxConfig(pod *corev1.Pod, attempt uint32) *runtimeapi.Pod
 
 func (k *Kubelet) runSandbox(ctx context.Context, pod *corev1.Pod, attempt uint32) (string, error) {
 	return k.cfg.Runtime.RunPodSandbox(ctx, k.sandboxConfig(pod, attempt), "")
+}
+
+// portMappings are the pod's host ports for the runtime to publish, as
+// the kubelet hands them over the CRI (host-network pods bind them
+// themselves).
+func portMappings(pod *corev1.Pod) []*runtimeapi.PortMapping {
+	if pod.Spec.HostNetwork {
+		return nil
+	}
+	var out []*runtimeapi.PortMapping
+	for _, c := range pod.Spec.Containers {
+		for _, p := range c.Ports {
+			if p.HostPort <= 0 {
+				continue
+			}
+			proto := runtimeapi.Protocol_TCP
+			switch p.Protocol {
+			case corev1.ProtocolUDP:
+				proto = runtimeapi.Protocol_UDP
+			case corev1.ProtocolSCTP:
+				proto = runtimeapi.Protocol_SCTP
+			}
+			out = append(out, &runtimeapi.PortMapping{Protocol: proto, ContainerPort: p.ContainerPort, HostPort: p.HostPort, HostIp: p.HostIP})
+		}
+	}
+	return out
 }

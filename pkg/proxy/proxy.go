@@ -16,6 +16,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os/exec"
 	"sync"
 	"time"
@@ -41,6 +42,10 @@ type Config struct {
 	// ClusterCIDR is the pod network; traffic to cluster IPs from outside
 	// it is masqueraded. Empty: never.
 	ClusterCIDR string
+	// ServiceCIDR is the range cluster IPs come from: traffic to an
+	// address of it that no Service holds is dropped, as upstream. Empty:
+	// no such rule.
+	ServiceCIDR string
 	// Table is the nftables table (family ip), distinct per node so that
 	// several clusters can share a machine.
 	Table string
@@ -100,10 +105,19 @@ func newWith(cfg Config, factory informers.SharedInformerFactory, nft knftables.
 	if cfg.FullSyncPeriod == 0 {
 		cfg.FullSyncPeriod = 5 * time.Minute
 	}
+	if cfg.ServiceCIDR != "" {
+		if p, err := netip.ParsePrefix(cfg.ServiceCIDR); err != nil || !p.Addr().Is4() {
+			// A bad range must not fail every transaction.
+			cfg.Log.Warn("service proxy: not an IPv4 service CIDR, unallocated cluster IPs are not dropped", "serviceCIDR", cfg.ServiceCIDR)
+			cfg.ServiceCIDR = ""
+		} else {
+			cfg.ServiceCIDR = p.Masked().String()
+		}
+	}
 	if cfg.Conntrack == nil {
 		cfg.Conntrack = netlinkConntrack{}
 	}
-	p := &Proxier{cfg: cfg, nft: nft, tab: &table{nft: nft}, changed: make(chan struct{}, 1)}
+	p := &Proxier{cfg: cfg, nft: nft, tab: &table{nft: nft, serviceCIDR: cfg.ServiceCIDR}, changed: make(chan struct{}, 1)}
 	h := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { p.poke() },
 		UpdateFunc: func(any, any) { p.poke() },

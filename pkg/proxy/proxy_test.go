@@ -414,3 +414,80 @@ func TestConntrackEntriesOfGoneEndpointsAreDeleted(t *testing.T) {
 		}
 	})
 }
+
+// TestSamePortTCPAndUDP follows the conformance spec "should serve
+// endpoints on same port and different protocols": port 80 over TCP and
+// over UDP are separate service ports with their own chains; once the
+// Service drops one, traffic to it is rejected at the cluster IP instead
+// of leaving the node for an address nobody owns.
+func TestSamePortTCPAndUDP(t *testing.T) {
+	both := []corev1.ServicePort{
+		{Name: "tcp-port", Port: 80, TargetPort: intstr.FromInt32(80), Protocol: corev1.ProtocolTCP},
+		{Name: "udp-port", Port: 80, TargetPort: intstr.FromInt32(80), Protocol: corev1.ProtocolUDP},
+	}
+	svc := func(ports ...corev1.ServicePort) *corev1.Service {
+		return service("multi", func(s *corev1.Service) { s.Spec.Ports = ports })
+	}
+	sl := slice("multi", "multi-1", 80, ep{"10.42.0.5", "n1", true})
+	sl.Ports = []discoveryv1.EndpointPort{
+		{Name: ptr.To("tcp-port"), Port: ptr.To[int32](80), Protocol: ptr.To(corev1.ProtocolTCP)},
+		{Name: ptr.To("udp-port"), Port: ptr.To[int32](80), Protocol: ptr.To(corev1.ProtocolUDP)},
+	}
+	r := computeRules(input([]*corev1.Service{svc(both...)}, sl), nil)
+	m := r.merged()
+	tcp, udp := m.maps[serviceIPsMap]["10.43.0.20 . tcp . 80"], m.maps[serviceIPsMap]["10.43.0.20 . udp . 80"]
+	if !strings.HasPrefix(tcp, "goto service-") || !strings.HasPrefix(udp, "goto service-") || tcp == udp {
+		t.Fatalf("service-ips: tcp %q, udp %q; want a chain each", tcp, udp)
+	}
+	for verdict, want := range map[string]string{tcp: "meta l4proto tcp dnat to 10.42.0.5:80", udp: "meta l4proto udp dnat to 10.42.0.5:80"} {
+		rules := m.chains[strings.TrimPrefix(verdict, "goto ")]
+		if len(rules) == 0 || rules[len(rules)-1] != want {
+			t.Errorf("%s: %v, want it to end with %q", verdict, rules, want)
+		}
+	}
+	if !r.clusterIPs["10.43.0.20"] {
+		t.Errorf("cluster-ips = %v, want 10.43.0.20", r.clusterIPs)
+	}
+
+	fake := knftables.NewFake(knftables.IPv4Family, "skiff-test")
+	tab := &table{nft: fake, serviceCIDR: "10.43.0.0/16"}
+	ctx := context.Background()
+	if _, err := tab.apply(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		ports      []corev1.ServicePort
+		has, hasnt string
+	}{
+		{both[:1], "10.43.0.20 . tcp . 80", "10.43.0.20 . udp . 80"},
+		{both[1:], "10.43.0.20 . udp . 80", "10.43.0.20 . tcp . 80"},
+	} {
+		if _, err := tab.apply(ctx, computeRules(input([]*corev1.Service{svc(tc.ports...)}, sl), tab.installed)); err != nil {
+			t.Fatal(err)
+		}
+		dump := fake.Dump()
+		for _, want := range []string{
+			"add element ip skiff-test service-ips { " + tc.has,
+			"add element ip skiff-test cluster-ips { 10.43.0.20 }",
+			"add rule ip skiff-test cluster-ips-check ip daddr @cluster-ips reject",
+			// Addresses of the range no Service holds: dropped, as upstream.
+			"add rule ip skiff-test cluster-ips-check ip daddr 10.43.0.0/16 drop",
+			"add rule ip skiff-test filter-output-post-dnat ct state new jump cluster-ips-check",
+			"add rule ip skiff-test filter-forward ct state new jump cluster-ips-check",
+		} {
+			if !strings.Contains(dump, want) {
+				t.Errorf("ports %v: table lacks %q:\n%s", tc.ports, want, dump)
+			}
+		}
+		if strings.Contains(dump, "service-ips { "+tc.hasnt) {
+			t.Errorf("ports %v: table still sends %s", tc.ports, tc.hasnt)
+		}
+	}
+	// The Service gone, its cluster IP is no longer rejected here.
+	if _, err := tab.apply(ctx, computeRules(input(nil), tab.installed)); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(fake.Dump(), "cluster-ips { 10.43.0.20 }") {
+		t.Error("a deleted Service's cluster IP stays in cluster-ips")
+	}
+}

@@ -32,8 +32,13 @@ const (
 	masqueradingChain     = "masquerading"
 	markMasqChain         = "mark-for-masquerade"
 	clusterDNSChain       = "cluster-dns"
+	clusterIPsCheckChain  = "cluster-ips-check"
+	// filterOutputPostDNAT sees locally sent packets after DNAT, as
+	// upstream's filter-output (ours runs before DNAT).
+	filterOutputPostDNAT = "filter-output-post-dnat"
 
 	hairpinSet             = "hairpin"
+	clusterIPsSet          = "cluster-ips"
 	serviceIPsMap          = "service-ips"
 	serviceNodePortsMap    = "service-nodeports"
 	noEndpointServicesMap  = "no-endpoint-services"
@@ -102,6 +107,11 @@ type ruleset struct {
 	// hairpin holds every endpoint IP: a connection DNATed back to its
 	// own source is masqueraded (see hairpinSet).
 	hairpin map[string]bool
+	// clusterIPs are the proxied Services' cluster IPs: a new connection
+	// still addressed to one after DNAT is to a port the Service does not
+	// have (or a protocol it does not serve) and is rejected, as upstream,
+	// instead of leaving the node for an address nobody owns.
+	clusterIPs map[string]bool
 }
 
 // merged is every fragment in one (for tests and inspection).
@@ -195,6 +205,15 @@ func computeRules(in rulesInput, prev *ruleset) *ruleset {
 			}
 		}
 		r.fragments[id] = f
+	}
+	r.clusterIPs = make(map[string]bool, len(in.services)+1)
+	if in.dnsIP != "" && in.dnsTarget != "" {
+		r.clusterIPs[in.dnsIP] = true
+	}
+	for _, svc := range in.services {
+		if proxied(svc) {
+			r.clusterIPs[svc.Spec.ClusterIP] = true
+		}
 	}
 	r.hairpin = make(map[string]bool, len(r.fragments)*4)
 	for _, f := range r.fragments {

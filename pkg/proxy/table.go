@@ -17,6 +17,8 @@ import (
 // also as one transaction, so packets always see a consistent state.
 type table struct {
 	nft knftables.Interface
+	// serviceCIDR, if set, is dropped where no Service holds the address.
+	serviceCIDR string
 	// installed is what the table holds; nil when unknown.
 	installed *ruleset
 }
@@ -37,7 +39,9 @@ var baseChains = []baseChain{
 	{filterInputChain, knftables.FilterType, knftables.InputHook, knftables.DNATPriority + "-10",
 		[]string{"ct state new jump " + nodePortEndpointsChk, "ct state new jump " + serviceEndpointsCheck}},
 	{filterForwardChain, knftables.FilterType, knftables.ForwardHook, knftables.DNATPriority + "-10",
-		[]string{"ct state new jump " + serviceEndpointsCheck}},
+		[]string{"ct state new jump " + serviceEndpointsCheck, "ct state new jump " + clusterIPsCheckChain}},
+	{filterOutputPostDNAT, knftables.FilterType, knftables.OutputHook, knftables.FilterPriority,
+		[]string{"ct state new jump " + clusterIPsCheckChain}},
 	{filterOutputChain, knftables.FilterType, knftables.OutputHook, knftables.DNATPriority + "-10",
 		[]string{"ct state new jump " + serviceEndpointsCheck, "ct state new jump " + nodePortEndpointsChk}},
 	{natPrerouting, knftables.NATType, knftables.PreroutingHook, knftables.DNATPriority, []string{"jump " + servicesChain}},
@@ -60,6 +64,7 @@ var staticChains = map[string][]string{
 	serviceEndpointsCheck: {"ip daddr . meta l4proto . th dport vmap @" + noEndpointServicesMap},
 	nodePortEndpointsChk:  {localNodePorts + " meta l4proto . th dport vmap @" + noEndpointNodePortsMap},
 	rejectChain:           {"reject"},
+	clusterIPsCheckChain:  {"ip daddr @" + clusterIPsSet + " reject"},
 	markMasqChain:         {"meta mark set meta mark or " + masqueradeMark},
 	masqueradingChain: {
 		"meta mark and " + masqueradeMark + " == 0 return",
@@ -114,6 +119,10 @@ func (t *table) replaceAll(tx *knftables.Transaction, want *ruleset) {
 	for ip := range want.hairpin {
 		tx.Add(hairpinElement(ip))
 	}
+	tx.Add(&knftables.Set{Name: clusterIPsSet, Type: "ipv4_addr"})
+	for ip := range want.clusterIPs {
+		tx.Add(clusterIPElement(ip))
+	}
 	empty := newFragment(nil)
 	var changes []change
 	for _, id := range slices.Sorted(maps.Keys(want.fragments)) {
@@ -123,6 +132,9 @@ func (t *table) replaceAll(tx *knftables.Transaction, want *ruleset) {
 	writeChanges(tx, changes, func() {
 		for name, rules := range staticChains {
 			addRules(tx, name, rules)
+		}
+		if t.serviceCIDR != "" {
+			addRules(tx, clusterIPsCheckChain, []string{"ip daddr " + t.serviceCIDR + " drop"})
 		}
 	})
 	for _, c := range baseChains {
@@ -166,6 +178,21 @@ func (t *table) diff(tx *knftables.Transaction, have, want *ruleset) {
 			tx.Delete(hairpinElement(ip))
 		}
 	}
+	for ip := range want.clusterIPs {
+		if !have.clusterIPs[ip] {
+			tx.Add(clusterIPElement(ip))
+		}
+	}
+	for ip := range have.clusterIPs {
+		if !want.clusterIPs[ip] {
+			tx.Delete(clusterIPElement(ip))
+		}
+	}
+}
+
+// clusterIPElement is ip's element of the cluster-ips set.
+func clusterIPElement(ip string) *knftables.Element {
+	return &knftables.Element{Set: clusterIPsSet, Key: []string{ip}}
 }
 
 // hairpinElement is ip's element of the hairpin set ("ip . ip").

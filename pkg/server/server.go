@@ -233,6 +233,7 @@ func localAgentConfig(cfg Config, certs *clusterCerts, server string, log *slog.
 		ClusterDNS:    cfg.ClusterDNS,
 		ClusterDomain: cfg.ClusterDomain,
 		ClusterCIDR:   cfg.ClusterCIDR,
+		ServiceCIDR:   cfg.ServiceCIDR,
 		CleanupOnExit: cfg.CleanupOnExit,
 		RESTConfig: &rest.Config{
 			Host:            server,

@@ -22,6 +22,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiff/skiff/pkg/network/egress"
+	"github.com/skiff/skiff/pkg/network/hostport"
 	"github.com/skiff/skiff/pkg/runtime/cri"
 	"github.com/skiff/skiff/pkg/runtime/daemon"
 	"github.com/skiff/skiff/test/e2e/framework"
@@ -278,6 +279,8 @@ spec:
     imagePullPolicy: Never
     command: ["sleep", "3600"]
     volumeMounts: [{name: mem, mountPath: /mem}]
+    # A host port: its nftables table must go too.
+    ports: [{containerPort: 80, hostPort: 54397, hostIP: 203.0.113.77}]
   volumes: [{name: mem, emptyDir: {medium: Memory}}]
 `, "create", "-f", "-")
 	p := waitPod(t, c, "leftover", 30*time.Second, "Running", running)
@@ -286,12 +289,13 @@ spec:
 	if _, err := net.InterfaceByName(bridge); err != nil {
 		t.Fatalf("pod network bridge %s: %v", bridge, err)
 	}
-	framework.Eventually(t, 10*time.Second, "the service proxy's and egress tables", func() bool {
+	framework.Eventually(t, 10*time.Second, "the service proxy's, egress and host port tables", func() bool {
 		tables := nftTables(t)
-		return strings.Contains(tables, proxyTable(c)+"\n") && strings.Contains(tables, egress.TableName(bridge)+"\n")
+		return strings.Contains(tables, proxyTable(c)+"\n") && strings.Contains(tables, egress.TableName(bridge)+"\n") &&
+			strings.Contains(tables, hostport.TableName(bridge)+"\n")
 	})
 	c.Stop()
-	for _, table := range []string{proxyTable(c), egress.TableName(bridge)} {
+	for _, table := range []string{proxyTable(c), egress.TableName(bridge), hostport.TableName(bridge)} {
 		if tables := nftTables(t); strings.Contains(tables, table+"\n") {
 			t.Fatalf("nftables table %s left:\n%s", table, tables)
 		}

@@ -74,6 +74,14 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandb
 	s.mu.Lock()
 	s.sandboxes[id] = rec
 	s.mu.Unlock()
+	if len(cfg.GetPortMappings()) > 0 && rec.IP != "" {
+		if err := s.syncHostPorts(ctx); err != nil {
+			// As a failed CNI ADD: the kubelet retries with a new sandbox.
+			_, _ = s.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: id})
+			_, _ = s.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id})
+			return nil, fmt.Errorf("publish host ports: %w", err)
+		}
+	}
 	return &runtimeapi.RunPodSandboxResponse{PodSandboxId: id}, nil
 }
 
@@ -135,6 +143,11 @@ func (s *Service) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSan
 	s.mu.Lock()
 	sb.State, sb.IP = sandboxNotReady, ""
 	s.mu.Unlock()
+	if len(sb.config.GetPortMappings()) > 0 {
+		if err := s.syncHostPorts(ctx); err != nil {
+			s.cfg.Log.Warn("withdraw the sandbox's host ports", "sandbox", sb.ID, "err", err)
+		}
+	}
 	return &runtimeapi.StopPodSandboxResponse{}, s.saveSandbox(sb)
 }
 
@@ -159,6 +172,11 @@ func (s *Service) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePo
 	s.mu.Lock()
 	delete(s.sandboxes, sb.ID)
 	s.mu.Unlock()
+	if len(sb.config.GetPortMappings()) > 0 {
+		if err := s.syncHostPorts(ctx); err != nil {
+			s.cfg.Log.Warn("withdraw the sandbox's host ports", "sandbox", sb.ID, "err", err)
+		}
+	}
 	return &runtimeapi.RemovePodSandboxResponse{}, nil
 }
 

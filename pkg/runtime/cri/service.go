@@ -33,6 +33,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/utils/clock"
 
+	"github.com/skiff/skiff/pkg/network/hostport"
 	"github.com/skiff/skiff/pkg/network/podnet"
 	"github.com/skiff/skiff/pkg/runtime/images"
 	"github.com/skiff/skiff/pkg/runtime/runc"
@@ -82,6 +83,10 @@ type Service struct {
 	netMu sync.Mutex
 	// net is the pod network, once the kubelet passed the pod range.
 	net *podnet.Network
+
+	hostPortsMu sync.Mutex
+	// hostPorts publishes the sandboxes' host ports; nil until needed.
+	hostPorts *hostport.Table
 }
 
 var (
@@ -140,6 +145,9 @@ func New(cfg Config) (*Service, error) {
 		if c.State == stateRunning {
 			s.readopt(c)
 		}
+	}
+	if err := s.syncHostPorts(context.Background()); err != nil {
+		s.cfg.Log.Warn("publish the pods' host ports", "err", err)
 	}
 	return s, nil
 }

@@ -19,9 +19,16 @@
 // $EXTRA_PORTS (comma-separated), and logs each request (method, URL and
 // User-Agent) to stdout. With $GRPC_PORT set it also serves the gRPC
 // health service (grpc.health.v1) there, SERVING until /fail-health.
+// With $UDP_PORT set it answers every UDP datagram there with the
+// hostname (as agnhost netexec does for "hostName").
 // With $SHUTDOWN_DELAY (a duration) it keeps serving that long after
 // SIGTERM, then finishes the requests in flight and exits 0, as a
 // well-behaved server behind a Service does while the proxies forget it.
+//
+// As a client, `testserver dial tcp|udp HOST:PORT [PAYLOAD]` sends
+// PAYLOAD (default "hostName\n") and prints the first answer (within 3
+// seconds), exiting 1 without one: what `echo hostName | nc` does in the
+// upstream e2e tests, for images without a UDP-capable nc.
 package main
 
 import (
@@ -46,6 +53,17 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 3 && os.Args[1] == "dial" {
+		payload := "hostName\n"
+		if len(os.Args) > 4 {
+			payload = os.Args[4]
+		}
+		if err := dial(os.Args[2], os.Args[3], payload); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
 	host, _ := os.Hostname()
 	port := os.Getenv("PORT")
 	if port == "" {
@@ -108,6 +126,23 @@ func main() {
 			go func() { log.Fatal(http.ListenAndServe(":"+p, logged)) }()
 		}
 	}
+	if up := os.Getenv("UDP_PORT"); up != "" {
+		pc, err := net.ListenPacket("udp", ":"+up)
+		if err != nil {
+			log.Fatal(err)
+		}
+		log.Printf("answering UDP on :%s", up)
+		go func() {
+			buf := make([]byte, 2048)
+			for {
+				_, from, err := pc.ReadFrom(buf)
+				if err != nil {
+					log.Fatal(err)
+				}
+				_, _ = pc.WriteTo([]byte(host+"\n"), from)
+			}
+		}()
+	}
 	if gp := os.Getenv("GRPC_PORT"); gp != "" {
 		l, err := net.Listen("tcp", ":"+gp)
 		if err != nil {
@@ -135,4 +170,35 @@ func main() {
 		log.Fatal(err)
 	}
 	select {} // the SIGTERM handler exits once requests in flight are done
+}
+
+// dial sends payload to addr over network and copies the answer to
+// stdout.
+func dial(network, addr, payload string) error {
+	c, err := net.DialTimeout(network, addr, 3*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+	if _, err := io.WriteString(c, payload); err != nil {
+		return err
+	}
+	var answer []byte
+	buf := make([]byte, 4096)
+	for {
+		var n int
+		n, err = c.Read(buf)
+		answer = append(answer, buf[:n]...)
+		// A datagram is the whole answer; a stream ends when the server
+		// closes it (or at the deadline).
+		if err != nil || network == "udp" {
+			break
+		}
+	}
+	if len(answer) == 0 {
+		return fmt.Errorf("no answer from %s %s: %v", network, addr, err)
+	}
+	_, _ = os.Stdout.Write(answer)
+	return nil
 }
