@@ -109,7 +109,14 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, ri *reque
 			return
 		}
 		if !gone {
-			s.writeObject(w, r, http.StatusAccepted, res, obj, false)
+			// Upstream answers 202 only when the client asked for
+			// cascading deletion the old way (orphanDependents=false); a
+			// graceful or finalizer-held deletion is 200.
+			code := http.StatusOK
+			if o := opts.OrphanDependents; o != nil && !*o { //nolint:staticcheck // still sent by older clients
+				code = http.StatusAccepted
+			}
+			s.writeObject(w, r, code, res, obj, false)
 			return
 		}
 		if res.ReturnDeletedObject {

@@ -23,6 +23,8 @@ func (k *Kubelet) podStatus(p *corev1.Pod, st *runtimeState) corev1.PodStatus {
 		HostIP:            k.cfg.NodeIP,
 		QOSClass:          pod.QOSClass(&p.Spec),
 		NominatedNodeName: p.Status.NominatedNodeName,
+		// The generation this status was computed for (upstream 1.34+).
+		ObservedGeneration: max(p.Generation, p.Status.ObservedGeneration),
 	}
 	if k.cfg.NodeIP != "" {
 		out.HostIPs = []corev1.HostIP{{IP: k.cfg.NodeIP}}
@@ -113,6 +115,7 @@ func podConditions(p *corev1.Pod, status corev1.PodStatus, sandboxReady bool, no
 	}
 	out := []corev1.PodCondition{sandbox, initializedCondition(p, status), podReady, ready}
 	for i := range out {
+		out[i].ObservedGeneration = p.Generation
 		out[i].LastTransitionTime = now
 		for _, old := range p.Status.Conditions {
 			if old.Type == out[i].Type && old.Status == out[i].Status {

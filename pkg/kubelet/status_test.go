@@ -165,3 +165,24 @@ func TestReadinessGatesAndForeignConditions(t *testing.T) {
 		t.Errorf("%d conditions, want 6: %+v", n, status.Conditions)
 	}
 }
+
+// The status and the kubelet's conditions report the generation they were
+// computed for, never going back.
+func TestObservedGeneration(t *testing.T) {
+	f := newKubelet(t)
+	pod := probePodSpec(corev1.Container{Name: "main"}, corev1.RestartPolicyAlways)
+	pod.Generation = 7
+	status := f.k.podStatus(pod, runningState(f.clock.Now()))
+	if status.ObservedGeneration != 7 {
+		t.Fatalf("observedGeneration %d, want 7", status.ObservedGeneration)
+	}
+	for _, ty := range []corev1.PodConditionType{corev1.PodReadyToStartContainers, corev1.PodInitialized, corev1.PodReady, corev1.ContainersReady} {
+		if c := condition(status, ty); c.ObservedGeneration != 7 {
+			t.Errorf("condition %s observedGeneration %d, want 7", ty, c.ObservedGeneration)
+		}
+	}
+	pod.Status.ObservedGeneration = 9
+	if got := f.k.podStatus(pod, runningState(f.clock.Now())).ObservedGeneration; got != 9 {
+		t.Errorf("observedGeneration went back to %d", got)
+	}
+}

@@ -133,6 +133,9 @@ func (k *Kubelet) syncPod(ctx context.Context, uid types.UID, ns, name string) (
 		}
 		return false, nil
 	}
+	if k.pastActiveDeadline(pod) {
+		return false, k.failForDeadline(ctx, pod)
+	}
 	// Probe workers live as long as the pod's worker (ctx).
 	k.probes.AddPod(ctx, pod)
 	// Its volumes' sources are watched from here until it finishes.
@@ -406,6 +409,38 @@ func (k *Kubelet) ensureImage(ctx context.Context, pod *corev1.Pod, c *corev1.Co
 // (grace seconds for each, its preStop hook included), and removes its
 // sandboxes and volumes.
 func (k *Kubelet) teardown(ctx context.Context, uid types.UID, st *runtimeState, grace int64, pod *corev1.Pod) error {
+	if err := k.stopContainers(ctx, st, grace, pod); err != nil {
+		return err
+	}
+	for _, sb := range st.sandboxes {
+		if err := k.cfg.Runtime.StopPodSandbox(ctx, sb.Id); err != nil {
+			return err
+		}
+		if err := k.cfg.Runtime.RemovePodSandbox(ctx, sb.Id); err != nil {
+			return err
+		}
+	}
+	return os.RemoveAll(k.podDir(uid))
+}
+
+// stopPod stops the pod's containers and its sandboxes, keeping them (and
+// their logs) for its status.
+func (k *Kubelet) stopPod(ctx context.Context, pod *corev1.Pod, st *runtimeState, grace int64) error {
+	if err := k.stopContainers(ctx, st, grace, pod); err != nil {
+		return err
+	}
+	for _, sb := range st.sandboxes {
+		if sb.State == runtimeapi.PodSandboxState_SANDBOX_READY {
+			if err := k.cfg.Runtime.StopPodSandbox(ctx, sb.Id); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// stopContainers stops the running containers, all at once.
+func (k *Kubelet) stopContainers(ctx context.Context, st *runtimeState, grace int64, pod *corev1.Pod) error {
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -434,18 +469,7 @@ func (k *Kubelet) teardown(ctx context.Context, uid types.UID, st *runtimeState,
 		}
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	for _, sb := range st.sandboxes {
-		if err := k.cfg.Runtime.StopPodSandbox(ctx, sb.Id); err != nil {
-			return err
-		}
-		if err := k.cfg.Runtime.RemovePodSandbox(ctx, sb.Id); err != nil {
-			return err
-		}
-	}
-	return os.RemoveAll(k.podDir(uid))
+	return errors.Join(errs...)
 }
 
 func specContainer(pod *corev1.Pod, name string) *corev1.Container {

@@ -89,8 +89,20 @@ func (s *Store) Delete(ctx context.Context, ns, name string, opts *metav1.Delete
 }
 
 // markForDeletion applies graceful deletion and finalizers to obj and says
-// whether it must be kept (updated) rather than removed.
+// whether it must be kept (updated) rather than removed. The first time
+// it sets deletionTimestamp it bumps a kept generation, as upstream does:
+// the object's controllers must act differently from then on.
 func (s *Store) markForDeletion(ctx context.Context, obj runtime.Object, acc metav1.Object, opts *metav1.DeleteOptions) (bool, error) {
+	deleting := acc.GetDeletionTimestamp() != nil
+	keep, err := s.applyDeletion(ctx, obj, acc, opts)
+	if err == nil && keep && !deleting && acc.GetDeletionTimestamp() != nil && acc.GetGeneration() > 0 {
+		acc.SetGeneration(acc.GetGeneration() + 1)
+	}
+	return keep, err
+}
+
+// applyDeletion does markForDeletion's work but the generation bump.
+func (s *Store) applyDeletion(ctx context.Context, obj runtime.Object, acc metav1.Object, opts *metav1.DeleteOptions) (bool, error) {
 	strat := s.Resource.Strategy
 	if d, ok := strat.(Deleter); ok {
 		keep, err := d.BeforeDelete(ctx, obj, opts)

@@ -42,7 +42,8 @@ func NewResource() *registry.Resource {
 		New:                  func() runtime.Object { return &corev1.Pod{} },
 		NewList:              func() runtime.Object { return &corev1.PodList{} },
 		Strategy:             strategy{},
-		Status:               registry.StatusOnly{Validate: validateStatus},
+		Status:               statusStrategy{},
+		Generation:           true,
 		ReturnDeletedObject:  true,
 		Fields:               Fields,
 		Table:                &registry.TableColumns{Columns: columns, Row: row},
@@ -107,6 +108,43 @@ func (strategy) GracePeriod(obj runtime.Object, opts *metav1.DeleteOptions) (int
 		period = 0
 	}
 	return period, period > 0
+}
+
+// statusStrategy is the pods/status strategy: only .status changes, and
+// observedGeneration values a writer leaves out (older clients) keep the
+// stored ones, as upstream's pod status strategy does.
+type statusStrategy struct{}
+
+func (statusStrategy) PrepareForUpdate(ctx context.Context, obj, old runtime.Object) {
+	registry.StatusOnly{}.PrepareForUpdate(ctx, obj, old)
+	keepObservedGeneration(&obj.(*corev1.Pod).Status, &old.(*corev1.Pod).Status)
+}
+
+func (statusStrategy) ValidateUpdate(ctx context.Context, obj, old runtime.Object) field.ErrorList {
+	return validateStatus(ctx, obj, old)
+}
+
+// keepObservedGeneration copies old's observedGeneration, and each old
+// condition's (matched by type, in order), where cur leaves it 0.
+func keepObservedGeneration(cur, old *corev1.PodStatus) {
+	if cur.ObservedGeneration == 0 {
+		cur.ObservedGeneration = old.ObservedGeneration
+	}
+	oldGens := map[corev1.PodConditionType][]int64{}
+	for _, c := range old.Conditions {
+		oldGens[c.Type] = append(oldGens[c.Type], c.ObservedGeneration)
+	}
+	for i := range cur.Conditions {
+		c := &cur.Conditions[i]
+		gens := oldGens[c.Type]
+		if len(gens) == 0 {
+			continue
+		}
+		oldGens[c.Type] = gens[1:]
+		if c.ObservedGeneration == 0 {
+			c.ObservedGeneration = gens[0]
+		}
+	}
 }
 
 var phases = []string{string(corev1.PodPending), string(corev1.PodRunning), string(corev1.PodSucceeded), string(corev1.PodFailed), string(corev1.PodUnknown)}
@@ -217,7 +255,7 @@ func bind(ctx context.Context, store *registry.Store, clk clock.PassiveClock, ns
 			}
 			p.Annotations[k] = v
 		}
-		setCondition(&p.Status, corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(clk.Now())})
+		setCondition(&p.Status, corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, ObservedGeneration: p.Generation, LastTransitionTime: metav1.NewTime(clk.Now())})
 		return p, nil
 	}, registry.UpdateOptions{Subresource: "binding", DryRun: dryRun, SubresourceStrategy: bindingStrategy{}})
 	if err != nil {
