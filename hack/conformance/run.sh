@@ -49,6 +49,7 @@ build() {
 }
 build e2e.test go test -c -trimpath -ldflags '-s -w' k8s.io/kubernetes/test/e2e
 build agnhost env CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' k8s.io/kubernetes/test/images/agnhost
+build nonewprivs env CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' k8s.io/kubernetes/test/images/nonewprivs
 build ginkgo env CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' github.com/onsi/ginkgo/v2/ginkgo
 
 # The agnhost image carries dig, nc and friends, as upstream's does; they
@@ -79,7 +80,7 @@ trap cleanup EXIT
 
 log "packing images"
 porter=$(cd "$here/suite" && go list -m -f '{{.Dir}}' k8s.io/kubernetes)/test/images/agnhost/porter
-(cd "$root" && go run ./hack/conformance/images -agnhost "$cache/agnhost" -porter "$porter" -out "$work/images.tar") >/dev/null
+(cd "$root" && go run ./hack/conformance/images -agnhost "$cache/agnhost" -nonewprivs "$cache/nonewprivs" -porter "$porter" -out "$work/images.tar") >/dev/null
 "$skiff" images import --data-dir "$data" "$work/images.tar" >/dev/null
 
 # A port and CIDRs of its own, so the run sits beside any other cluster.

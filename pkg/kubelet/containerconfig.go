@@ -328,6 +328,9 @@ func securityContext(p *corev1.Pod, c *corev1.Container) *runtimeapi.LinuxContai
 			out.RunAsGroup = &runtimeapi.Int64Value{Value: *cs.RunAsGroup}
 		}
 		out.Privileged = cs.Privileged != nil && *cs.Privileged
+		// As upstream's kubelet: no_new_privs only when escalation is
+		// explicitly disallowed; unset allows it.
+		out.NoNewPrivs = cs.AllowPrivilegeEscalation != nil && !*cs.AllowPrivilegeEscalation
 		out.ReadonlyRootfs = cs.ReadOnlyRootFilesystem != nil && *cs.ReadOnlyRootFilesystem
 		if caps := cs.Capabilities; caps != nil {
 			out.Capabilities = &runtimeapi.Capability{}

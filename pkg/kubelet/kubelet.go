@@ -37,6 +37,7 @@ import (
 	"github.com/skiff/skiff/pkg/kubelet/lifecycle"
 	"github.com/skiff/skiff/pkg/kubelet/objectwatch"
 	"github.com/skiff/skiff/pkg/kubelet/prober"
+	"github.com/skiff/skiff/pkg/kubelet/sysctl"
 	"github.com/skiff/skiff/pkg/version"
 )
 
@@ -62,8 +63,11 @@ type Config struct {
 	// ProbeHandler runs the containers' probe actions; default the real
 	// prober (HTTP and TCP from the node, exec through Runtime, gRPC).
 	ProbeHandler prober.Handler
-	Clock        clock.WithTicker
-	Log          *slog.Logger
+	// Sysctls are the sysctls pods may set (default: upstream's safe set
+	// for this kernel); pods setting others fail with SysctlForbidden.
+	Sysctls *sysctl.Allowlist
+	Clock   clock.WithTicker
+	Log     *slog.Logger
 }
 
 // Kubelet runs a node's pods.
@@ -112,6 +116,10 @@ func New(cfg Config) *Kubelet {
 	}
 	if cfg.ClusterDomain == "" {
 		cfg.ClusterDomain = "cluster.local"
+	}
+	if cfg.Sysctls == nil {
+		// The safe set always makes a valid allowlist.
+		cfg.Sysctls, _ = sysctl.NewAllowlist(sysctl.Safe(sysctl.KernelVersion()))
 	}
 	v := version.Info()
 	if cfg.ProbeHandler == nil {

@@ -9,6 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/skiff/skiff/pkg/kubelet/sysctl"
 )
 
 // podDir holds a pod's volumes and termination message files.
@@ -104,9 +106,12 @@ func (k *Kubelet) sandboxConfig(pod *corev1.Pod, attempt uint32) *runtimeapi.Pod
 		Labels:       podLabels(pod),
 		Annotations:  pod.Annotations,
 		PortMappings: portMappings(pod),
-		Linux: &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
-			NamespaceOptions: &runtimeapi.NamespaceOption{Network: network},
-		}},
+		Linux: &runtimeapi.LinuxPodSandboxConfig{
+			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+				NamespaceOptions: &runtimeapi.NamespaceOption{Network: network},
+			},
+			Sysctls: sysctl.Sysctls(pod),
+		},
 	}
 }
 

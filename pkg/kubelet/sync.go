@@ -16,6 +16,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/skiff/skiff/pkg/kubelet/sysctl"
+	"github.com/skiff/skiff/pkg/registry/pod"
 )
 
 // Waiting reasons kubectl shows, as upstream's kubelet reports them.
@@ -135,6 +138,12 @@ func (k *Kubelet) syncPod(ctx context.Context, uid types.UID, ns, name string) (
 	}
 	if k.pastActiveDeadline(pod) {
 		return false, k.failForDeadline(ctx, pod)
+	}
+	if len(st.sandboxes) == 0 {
+		// Not started yet: admit it first, as upstream's kubelet does.
+		if msg := k.cfg.Sysctls.Admit(pod); msg != "" {
+			return false, k.rejectPod(ctx, pod, sysctl.ForbiddenReason, msg)
+		}
 	}
 	// Probe workers live as long as the pod's worker (ctx).
 	k.probes.AddPod(ctx, pod)
@@ -505,6 +514,31 @@ func (k *Kubelet) updateStatus(ctx context.Context, pod *corev1.Pod, st *runtime
 	_, err := k.cfg.Client.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{})
 	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
 		// The informer brings the new version; the next sync retries.
+		return nil
+	}
+	return err
+}
+
+// rejectPod fails a pod the node does not admit, as upstream's kubelet
+// does: a Warning event and phase Failed with reason and "Pod was
+// rejected: " message; conditions other writers own are kept.
+func (k *Kubelet) rejectPod(ctx context.Context, p *corev1.Pod, reason, msg string) error {
+	k.event(p, nil, corev1.EventTypeWarning, reason, msg)
+	status := corev1.PodStatus{Phase: corev1.PodFailed, Reason: reason, Message: "Pod was rejected: " + msg,
+		QOSClass: pod.QOSClass(&p.Spec), StartTime: p.Status.StartTime}
+	if status.StartTime == nil {
+		now := metav1.NewTime(k.cfg.Clock.Now().Truncate(time.Second))
+		status.StartTime = &now
+	}
+	for _, c := range p.Status.Conditions {
+		if !kubeletConditions[c.Type] {
+			status.Conditions = append(status.Conditions, c)
+		}
+	}
+	rejected := p.DeepCopy()
+	rejected.Status = status
+	_, err := k.cfg.Client.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, rejected, metav1.UpdateOptions{})
+	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
 		return nil
 	}
 	return err

@@ -5,7 +5,7 @@
 // networking tools (dig, nc, curl, ss, ...) that upstream's agnhost image
 // carries from Alpine. No registry is contacted.
 //
-//	go run ./hack/conformance/images -agnhost A -porter DIR -out FILE
+//	go run ./hack/conformance/images -agnhost A -nonewprivs N -porter DIR -out FILE
 package main
 
 import (
@@ -34,15 +34,16 @@ var (
 
 func main() {
 	agnhost := flag.String("agnhost", "", "agnhost binary (static)")
+	nnp := flag.String("nonewprivs", "", "upstream's nonewprivs binary (static; test/images/nonewprivs)")
 	porter := flag.String("porter", "", "agnhost's porter directory (localhost.crt, localhost.key)")
 	busybox := flag.String("busybox", imagebuild.BusyboxBinary, "static busybox binary")
 	out := flag.String("out", "", "tarball to write")
 	flag.Parse()
-	if *agnhost == "" || *porter == "" || *out == "" {
+	if *agnhost == "" || *nnp == "" || *porter == "" || *out == "" {
 		flag.Usage()
 		os.Exit(2)
 	}
-	images, err := build(*agnhost, *porter, *busybox)
+	images, err := build(*agnhost, *nnp, *porter, *busybox)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -56,7 +57,7 @@ func main() {
 
 // build returns every image by reference; images share their lower layers
 // so the store keeps one copy of busybox, the tools and agnhost.
-func build(agnhostPath, porterDir, busyboxPath string) (map[string]v1.Image, error) {
+func build(agnhostPath, nnpPath, porterDir, busyboxPath string) (map[string]v1.Image, error) {
 	bbEntries, err := imagebuild.Busybox(busyboxPath)
 	if err != nil {
 		return nil, err
@@ -129,6 +130,19 @@ func build(agnhostPath, porterDir, busyboxPath string) (map[string]v1.Image, err
 		return nil, err
 	}
 	if err := add(imagebuild.Config{Cmd: []string{"sh"}, User: "1234"}, []v1.Layer{base}, e2eRegistry+"nonroot:1.5"); err != nil {
+		return nil, err
+	}
+	// nonewprivs is upstream's: a setuid-root program that prints its
+	// effective uid (0 unless no_new_privs stops the escalation).
+	nnpBin, err := os.ReadFile(nnpPath)
+	if err != nil {
+		return nil, err
+	}
+	nnpLayer, err := imagebuild.Layer(imagebuild.Entry{Path: "usr/local/bin/nnp", Data: nnpBin, Mode: 0o4755})
+	if err != nil {
+		return nil, err
+	}
+	if err := add(imagebuild.Config{Cmd: []string{"nnp"}}, []v1.Layer{base, nnpLayer}, e2eRegistry+"nonewprivs:1.4"); err != nil {
 		return nil, err
 	}
 	if err := add(imagebuild.Config{Entrypoint: []string{"/agnhost", "pause"}}, []v1.Layer{agnhostLayer}, "registry.k8s.io/pause:3.10.2"); err != nil {

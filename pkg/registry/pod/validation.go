@@ -63,6 +63,7 @@ func ValidatePodSpec(s *corev1.PodSpec, path *field.Path) field.ErrorList {
 		}
 	}
 	errs = append(errs, metav1validation.ValidateLabels(s.NodeSelector, path.Child("nodeSelector"))...)
+	errs = append(errs, validateSysctls(s, path.Child("securityContext", "sysctls"))...)
 	errs = append(errs, validateTolerations(s.Tolerations, path.Child("tolerations"))...)
 	if s.ServiceAccountName != "" {
 		for _, msg := range apivalidation.NameIsDNSSubdomain(s.ServiceAccountName, false) {
@@ -188,6 +189,7 @@ func validateContainers(cs []corev1.Container, path *field.Path, volumes sets.Se
 		errs = append(errs, validateEnv(c.Env, p.Child("env"))...)
 		errs = append(errs, validateMounts(c.VolumeMounts, volumes, p.Child("volumeMounts"))...)
 		errs = append(errs, validateResources(&c.Resources, p.Child("resources"))...)
+		errs = append(errs, validateContainerSecurityContext(c.SecurityContext, p.Child("securityContext"))...)
 		sidecar := init && c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
 		if init && !sidecar {
 			for name, probe := range map[string]*corev1.Probe{"livenessProbe": c.LivenessProbe, "readinessProbe": c.ReadinessProbe, "startupProbe": c.StartupProbe} {

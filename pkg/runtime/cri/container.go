@@ -127,7 +127,7 @@ func processSpec(cfg *runtimeapi.ContainerConfig, img images.Image, rootfs strin
 	if err != nil {
 		return runc.ProcessSpec{}, err
 	}
-	p := runc.ProcessSpec{Args: args, Env: env, Cwd: cwd, UID: uid, GID: gid, Privileged: sc.GetPrivileged(), Terminal: cfg.GetTty()}
+	p := runc.ProcessSpec{Args: args, Env: env, Cwd: cwd, UID: uid, GID: gid, Privileged: sc.GetPrivileged(), NoNewPrivileges: sc.GetNoNewPrivs(), Terminal: cfg.GetTty()}
 	for _, g := range sc.GetSupplementalGroups() {
 		p.AdditionalGIDs = append(p.AdditionalGIDs, uint32(g))
 	}

@@ -38,7 +38,11 @@ type ProcessSpec struct {
 	// Capabilities replace the default set when not nil.
 	Capabilities []string
 	Privileged   bool
-	Terminal     bool
+	// NoNewPrivileges sets the process's no_new_privs bit, so setuid
+	// binaries and file capabilities grant nothing (the Pod's
+	// allowPrivilegeEscalation: false).
+	NoNewPrivileges bool
+	Terminal        bool
 }
 
 // ContainerSpec describes a container to build an OCI spec for.
@@ -87,7 +91,7 @@ func BuildSpec(c ContainerSpec) *specs.Spec {
 			Capabilities: &specs.LinuxCapabilities{
 				Bounding: caps, Effective: caps, Permitted: caps,
 			},
-			NoNewPrivileges: !c.Process.Privileged,
+			NoNewPrivileges: c.Process.NoNewPrivileges && !c.Process.Privileged,
 			Rlimits:         []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 1048576, Soft: 1048576}},
 		},
 		Root:     &specs.Root{Path: c.Rootfs, Readonly: c.ReadOnlyRootfs},
