@@ -368,8 +368,10 @@ spec:
 	if out := k.Must(t, c, "get", "pod", "web"); !strings.Contains(out, "2/2") || !strings.Contains(out, "Running") {
 		t.Fatalf("get pod:\n%s", out)
 	}
+	// (Attempts before the server listens leave wget's "can't connect"
+	// on stderr, which the log carries too.)
 	framework.Eventually(t, 30*time.Second, "the client got the server's answer", func() bool {
-		return k.Run(c, "", nil, "logs", "web", "-c", "client").Stdout == "hello from web\n"
+		return strings.HasSuffix(k.Run(c, "", nil, "logs", "web", "-c", "client").Stdout, "hello from web\n")
 	})
 	if out := k.Must(t, c, "logs", "web", "-c", "server"); !strings.Contains(out, "serving on :8080") || !strings.Contains(out, "GET /") {
 		t.Fatalf("server logs:\n%s", out)
