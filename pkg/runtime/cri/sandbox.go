@@ -38,7 +38,7 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandb
 	} else if b, err := os.ReadFile("/etc/resolv.conf"); err == nil {
 		resolv = string(b)
 	}
-	if _, err := sandbox.Create(sandbox.Config{Dir: s.sandboxDir(id), Hostname: hostname, ResolvConf: resolv}); err != nil {
+	if _, err := sandbox.Create(sandbox.Config{Dir: s.sandboxDir(id), Hostname: hostname, ResolvConf: resolv, Sysctls: cfg.GetLinux().GetSysctls()}); err != nil {
 		return nil, fmt.Errorf("create sandbox: %w", err)
 	}
 	cgroup := cfg.GetLinux().GetCgroupParent()

@@ -8,15 +8,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+	utilsysctl "k8s.io/component-helpers/node/util/sysctl"
 )
 
 // Namespace kinds a sandbox holds.
@@ -34,6 +37,10 @@ type Config struct {
 	Hosts []string
 	// ResolvConf is the content of /etc/resolv.conf.
 	ResolvConf string
+	// Sysctls are set in the sandbox's own namespaces (name, in dots or
+	// slashes form, to value); only IPC, net and UTS sysctls are allowed,
+	// since any other would change the host's.
+	Sysctls map[string]string
 }
 
 // Sandbox is a created sandbox.
@@ -57,7 +64,7 @@ func Create(cfg Config) (Sandbox, error) {
 			return sb, err
 		}
 	}
-	if err := makeNamespaces(sb, cfg.Hostname); err != nil {
+	if err := makeNamespaces(sb, cfg.Hostname, cfg.Sysctls); err != nil {
 		_ = Remove(cfg.Dir)
 		return sb, err
 	}
@@ -78,7 +85,7 @@ func Create(cfg Config) (Sandbox, error) {
 // makeNamespaces unshares new namespaces on a locked OS thread, sets them
 // up, pins them with bind mounts and lets the thread die with them, so no
 // other goroutine ever runs in them.
-func makeNamespaces(sb Sandbox, hostname string) error {
+func makeNamespaces(sb Sandbox, hostname string, sysctls map[string]string) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -110,6 +117,11 @@ func makeNamespaces(sb Sandbox, hostname string) error {
 			}
 			if err := h.LinkSetUp(lo); err != nil {
 				return fmt.Errorf("loopback up: %w", err)
+			}
+			// This thread is in the new namespaces: /proc/sys writes of
+			// namespaced sysctls land in them.
+			if err := setSysctls(sysctls); err != nil {
+				return err
 			}
 			tid := unix.Gettid()
 			for _, k := range kinds {
@@ -207,4 +219,43 @@ func (s Sandbox) dialLocked(ctx context.Context, network, address string) (conn 
 	var d net.Dialer
 	conn, err = d.DialContext(ctx, network, address)
 	return conn, netns.Set(orig) == nil, err
+}
+
+// setSysctls writes namespaced sysctls through /proc/sys, in name order,
+// from a thread inside the sandbox's namespaces.
+func setSysctls(sysctls map[string]string) error {
+	for _, name := range slices.Sorted(maps.Keys(sysctls)) {
+		path, err := sysctlPath(name)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(path, []byte(sysctls[name]), 0); err != nil {
+			return fmt.Errorf("sysctl %s=%s: %w", name, sysctls[name], err)
+		}
+	}
+	return nil
+}
+
+// sysctlPath is the /proc/sys file of a namespaced sysctl; others are
+// refused.
+func sysctlPath(name string) (string, error) {
+	ns, norm, prefixed := utilsysctl.GetNamespace(name)
+	if prefixed || (ns != utilsysctl.IPCNamespace && ns != utilsysctl.NetNamespace && ns != utilsysctl.UTSNamespace) {
+		return "", fmt.Errorf("sysctl %q is not namespaced: setting it would change the host's", name)
+	}
+	// Dots form to a path: "net.ipv4.conf.eth0/100.rp_filter" is
+	// net/ipv4/conf/eth0.100/rp_filter.
+	rel := strings.Map(func(r rune) rune {
+		switch r {
+		case '.':
+			return '/'
+		case '/':
+			return '.'
+		}
+		return r
+	}, norm)
+	if strings.Contains(rel, "..") || strings.HasPrefix(rel, "/") {
+		return "", fmt.Errorf("sysctl %q: bad name", name)
+	}
+	return filepath.Join("/proc/sys", rel), nil
 }

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -135,5 +136,72 @@ func TestDialContext(t *testing.T) {
 	if c, err := net.Dial("tcp4", addr); err == nil {
 		c.Close()
 		t.Fatalf("%s answered in the node's network namespace", addr)
+	}
+}
+
+// TestSysctlsLandInTheSandbox sets an IPC and a net sysctl: the
+// sandbox's namespaces have them, the host keeps its own values, and a
+// sysctl of no namespace is refused before anything is written.
+func TestSysctlsLandInTheSandbox(t *testing.T) {
+	read := func(path string) string {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	const shm, port = "/proc/sys/kernel/shm_rmid_forced", "/proc/sys/net/ipv4/ip_unprivileged_port_start"
+	hostShm, hostPort := read(shm), read(port)
+	want := map[string]string{"kernel.shm_rmid_forced": "1", "net/ipv4/ip_unprivileged_port_start": "100"}
+	if hostShm == "1" {
+		want["kernel.shm_rmid_forced"] = "0"
+	}
+	dir := filepath.Join(t.TempDir(), "sb")
+	sb, err := Create(Config{Dir: dir, Hostname: "sysctl", Sysctls: want})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = Remove(dir) })
+	type got struct {
+		shm, port string
+		err       error
+	}
+	ch := make(chan got, 1)
+	go func() {
+		runtime.LockOSThread() // dies with the goroutine: it joins the pod's namespaces
+		for _, k := range []struct {
+			name string
+			flag int
+		}{{"ipc", unix.CLONE_NEWIPC}, {"net", unix.CLONE_NEWNET}} {
+			fd, err := unix.Open(sb.NamespacePath(k.name), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err == nil {
+				err = unix.Setns(fd, k.flag)
+				unix.Close(fd)
+			}
+			if err != nil {
+				ch <- got{err: err}
+				return
+			}
+		}
+		a, errA := os.ReadFile(shm)
+		b, errB := os.ReadFile(port)
+		ch <- got{strings.TrimSpace(string(a)), strings.TrimSpace(string(b)), errors.Join(errA, errB)}
+	}()
+	g := <-ch
+	if g.err != nil {
+		t.Fatal(g.err)
+	}
+	if g.shm != want["kernel.shm_rmid_forced"] || g.port != "100" {
+		t.Errorf("inside the sandbox: shm_rmid_forced=%s ip_unprivileged_port_start=%s, want %s and 100", g.shm, g.port, want["kernel.shm_rmid_forced"])
+	}
+	if read(shm) != hostShm || read(port) != hostPort {
+		t.Errorf("the host's values changed")
+	}
+	swappiness := read("/proc/sys/vm/swappiness")
+	if _, err := Create(Config{Dir: filepath.Join(t.TempDir(), "bad"), Hostname: "bad", Sysctls: map[string]string{"vm.swappiness": "1"}}); err == nil || !strings.Contains(err.Error(), "not namespaced") {
+		t.Errorf("vm.swappiness: %v, want refused as not namespaced", err)
+	}
+	if read("/proc/sys/vm/swappiness") != swappiness {
+		t.Errorf("the host's vm.swappiness changed")
 	}
 }
