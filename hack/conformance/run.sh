@@ -38,19 +38,20 @@ fi
 cache=${SKIFF_CONFORMANCE_CACHE:-/var/cache/skiff-conformance}/$version
 mkdir -p "$cache"
 
-# build NAME CMD... builds $cache/NAME once; later runs reuse it.
+# build NAME PACKAGE CMD... builds $cache/NAME from PACKAGE with CMD (go
+# build or go test -c and their flags) once; later runs reuse it.
 build() {
-	local name=$1
-	shift
+	local name=$1 pkg=$2
+	shift 2
 	[ -x "$cache/$name" ] && return 0
 	log "building $name $version (first run only; e2e.test takes a while)"
-	(cd "$here/suite" && "$@" -o "$cache/$name.tmp")
+	(cd "$here/suite" && "$@" -o "$cache/$name.tmp" "$pkg")
 	mv "$cache/$name.tmp" "$cache/$name"
 }
-build e2e.test go test -c -trimpath -ldflags '-s -w' k8s.io/kubernetes/test/e2e
-build agnhost env CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' k8s.io/kubernetes/test/images/agnhost
-build nonewprivs env CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' k8s.io/kubernetes/test/images/nonewprivs
-build ginkgo env CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' github.com/onsi/ginkgo/v2/ginkgo
+build e2e.test k8s.io/kubernetes/test/e2e go test -c -trimpath -ldflags '-s -w'
+build agnhost k8s.io/kubernetes/test/images/agnhost env CGO_ENABLED=0 go build -trimpath -ldflags '-s -w'
+build nonewprivs k8s.io/kubernetes/test/images/nonewprivs env CGO_ENABLED=0 go build -trimpath -ldflags '-s -w'
+build ginkgo github.com/onsi/ginkgo/v2/ginkgo env CGO_ENABLED=0 go build -trimpath -ldflags '-s -w'
 
 # The agnhost image carries dig, nc and friends, as upstream's does; they
 # come from this machine's Debian packages.
