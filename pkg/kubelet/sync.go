@@ -448,14 +448,44 @@ func (k *Kubelet) stopPod(ctx context.Context, pod *corev1.Pod, st *runtimeState
 	return nil
 }
 
-// stopContainers stops the running containers, all at once.
+// stopContainers stops the running containers: the regular ones at once,
+// then, once they are gone, the sidecars (restartable init containers),
+// as upstream's kubelet does, so that what the regular containers'
+// preStop hooks reach through a sidecar is still there.
 func (k *Kubelet) stopContainers(ctx context.Context, st *runtimeState, grace int64, pod *corev1.Pod) error {
+	err := k.stopRunning(ctx, st, grace, pod, func(name string) bool { return !sidecarNamed(pod, name) })
+	if err != nil {
+		return err
+	}
+	return k.stopRunning(ctx, st, grace, pod, func(name string) bool { return sidecarNamed(pod, name) })
+}
+
+// sidecarNamed reports whether the named container is a restartable
+// init container of pod (false without a pod).
+func sidecarNamed(pod *corev1.Pod, name string) bool {
+	if pod == nil {
+		return false
+	}
+	for i := range pod.Spec.InitContainers {
+		if pod.Spec.InitContainers[i].Name == name {
+			return isSidecar(&pod.Spec.InitContainers[i])
+		}
+	}
+	return false
+}
+
+// stopRunning stops, all at once, the running containers whose names
+// pick accepts.
+func (k *Kubelet) stopRunning(ctx context.Context, st *runtimeState, grace int64, pod *corev1.Pod, pick func(name string) bool) error {
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
 		errs []error
 	)
 	for name, list := range st.byName {
+		if !pick(name) {
+			continue
+		}
 		for _, c := range list {
 			if c.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
 				continue
