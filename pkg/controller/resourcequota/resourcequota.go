@@ -78,16 +78,65 @@ func New(client kubernetes.Interface, f informers.SharedInformerFactory, log *sl
 			c.queue.Add(m)
 		}
 	}
+	// Admission charges creations to status.used at once, so a recount on
+	// them (or on any change that leaves usage alone, as a pod's status
+	// updates) would count from caches that may not show the newest
+	// objects yet and undo those charges: recounts follow what frees or
+	// changes usage (deletions, usage-changing updates) and changes of the
+	// quotas themselves, as upstream's replenishment does.
 	for _, t := range c.tracked {
-		if _, err := t.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    enqueue,
-			UpdateFunc: func(_, obj any) { enqueue(obj) },
+		h := cache.ResourceEventHandlerFuncs{
+			UpdateFunc: func(old, obj any) {
+				if usageChanged(t.gr, old, obj) {
+					enqueue(obj)
+				}
+			},
 			DeleteFunc: enqueue,
-		}); err != nil {
+		}
+		if t.gr.Resource == "resourcequotas" {
+			h = cache.ResourceEventHandlerFuncs{
+				AddFunc: enqueue,
+				UpdateFunc: func(old, obj any) {
+					if quotaNeedsCount(old, obj) {
+						enqueue(obj)
+					}
+				},
+			}
+		}
+		if _, err := t.informer.AddEventHandler(h); err != nil {
 			return nil, err
 		}
 	}
 	return c, nil
+}
+
+// usageChanged reports whether an update changed what the object counts
+// for in quotas (its usage, or for a pod the deadline the Terminating
+// scopes look at).
+func usageChanged(gr schema.GroupResource, old, cur any) bool {
+	o, ok1 := old.(runtime.Object)
+	n, ok2 := cur.(runtime.Object)
+	if !ok1 || !ok2 {
+		return true
+	}
+	if op, ok := o.(*corev1.Pod); ok {
+		if np, ok := n.(*corev1.Pod); ok && !apiequality.Semantic.DeepEqual(op.Spec.ActiveDeadlineSeconds, np.Spec.ActiveDeadlineSeconds) {
+			return true
+		}
+	}
+	return !apiequality.Semantic.DeepEqual(quota.Usage(gr, o), quota.Usage(gr, n))
+}
+
+// quotaNeedsCount reports whether a quota update needs a recount: its
+// spec changed, or its status does not show the spec's hard limits yet.
+// (Admission's charges to status.used do not.)
+func quotaNeedsCount(old, cur any) bool {
+	o, ok1 := old.(*corev1.ResourceQuota)
+	n, ok2 := cur.(*corev1.ResourceQuota)
+	if !ok1 || !ok2 {
+		return true
+	}
+	return !apiequality.Semantic.DeepEqual(o.Spec, n.Spec) || !apiequality.Semantic.DeepEqual(n.Spec.Hard, n.Status.Hard)
 }
 
 func metaNamespace(obj any) (string, error) {

@@ -8,8 +8,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/utils/ptr"
 )
 
 func TestSyncComputesStatus(t *testing.T) {
@@ -56,5 +58,40 @@ func TestSyncComputesStatus(t *testing.T) {
 	}
 	if len(got.Status.Hard) != len(q.Spec.Hard) {
 		t.Errorf("status.hard %v, want spec.hard", got.Status.Hard)
+	}
+}
+
+// TestRecountsFollowWhatChangesUsage: a pod's status update (usage alone)
+// and admission's charge to a quota's status.used start no recount from
+// caches that may lag the charges; a pod finishing, a deadline change, a
+// quota's new spec and a quota not yet showing its hard limits do.
+func TestRecountsFollowWhatChangesUsage(t *testing.T) {
+	pods := schema.GroupResource{Resource: "pods"}
+	running := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c"}}}, Status: corev1.PodStatus{Phase: corev1.PodPending}}
+	ready := running.DeepCopy()
+	ready.Status.Phase = corev1.PodRunning
+	done := running.DeepCopy()
+	done.Status.Phase = corev1.PodSucceeded
+	deadline := running.DeepCopy()
+	deadline.Spec.ActiveDeadlineSeconds = ptr.To(int64(30))
+	for name, c := range map[string]struct {
+		old, cur *corev1.Pod
+		want     bool
+	}{"status only": {running, ready, false}, "finished": {ready, done, true}, "deadline": {running, deadline, true}} {
+		if got := usageChanged(pods, c.old, c.cur); got != c.want {
+			t.Errorf("%s: usageChanged = %v, want %v", name, got, c.want)
+		}
+	}
+	hard := corev1.ResourceList{corev1.ResourcePods: resource.MustParse("2")}
+	q := &corev1.ResourceQuota{Spec: corev1.ResourceQuotaSpec{Hard: hard}, Status: corev1.ResourceQuotaStatus{Hard: hard, Used: corev1.ResourceList{corev1.ResourcePods: resource.MustParse("1")}}}
+	charged := q.DeepCopy()
+	charged.Status.Used[corev1.ResourcePods] = resource.MustParse("2")
+	if quotaNeedsCount(q, charged) {
+		t.Error("admission's charge started a recount")
+	}
+	raised := charged.DeepCopy()
+	raised.Spec.Hard = corev1.ResourceList{corev1.ResourcePods: resource.MustParse("3")}
+	if !quotaNeedsCount(charged, raised) {
+		t.Error("a new spec.hard started no recount")
 	}
 }
