@@ -3,7 +3,8 @@
 // Endpoints, EndpointSlice, EndpointSlice mirroring, service load
 // balancer, garbage collector, Job, CronJob, TTL-after-finished, node
 // IPAM (pod ranges), namespace, serviceaccounts, the root CA publisher,
-// the PersistentVolume binder and the PV and PVC protection controllers. `skiff server` runs it while it holds the
+// the PersistentVolume binder and the PV and PVC protection controllers.
+// `skiff server` runs it while it holds the
 // kube-system/kube-controller-manager Lease.
 package controllermanager
 
