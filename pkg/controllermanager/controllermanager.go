@@ -2,8 +2,9 @@
 // informers: Deployment, ReplicaSet, ReplicationController, DaemonSet,
 // Endpoints, EndpointSlice, EndpointSlice mirroring, service load
 // balancer, garbage collector, Job, CronJob, TTL-after-finished, node
-// IPAM (pod ranges), namespace, serviceaccounts and the root CA
-// publisher. `skiff server` runs it while it holds the
+// IPAM (pod ranges), namespace, serviceaccounts, the root CA publisher,
+// the PersistentVolume binder and the PV and PVC protection controllers.
+// `skiff server` runs it while it holds the
 // kube-system/kube-controller-manager Lease.
 package controllermanager
 
@@ -38,6 +39,9 @@ import (
 	"github.com/skiff/skiff/pkg/controller/serviceaccount"
 	"github.com/skiff/skiff/pkg/controller/servicelb"
 	"github.com/skiff/skiff/pkg/controller/ttlafterfinished"
+	"github.com/skiff/skiff/pkg/controller/volume/persistentvolume"
+	"github.com/skiff/skiff/pkg/controller/volume/pvcprotection"
+	"github.com/skiff/skiff/pkg/controller/volume/pvprotection"
 )
 
 // Config is what the controllers need to know of the cluster.
@@ -137,6 +141,18 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("ttl-after-finished controller: %w", err)
 	}
+	binder, err := persistentvolume.New(client, f, clock.RealClock{}, log.With("controller", "persistentvolume-binder"))
+	if err != nil {
+		return fmt.Errorf("persistentvolume binder: %w", err)
+	}
+	pvcProt, err := pvcprotection.New(client, f, clock.RealClock{}, log.With("controller", "pvc-protection"))
+	if err != nil {
+		return fmt.Errorf("pvc protection controller: %w", err)
+	}
+	pvProt, err := pvprotection.New(client, f, clock.RealClock{}, log.With("controller", "pv-protection"))
+	if err != nil {
+		return fmt.Errorf("pv protection controller: %w", err)
+	}
 	var ipam *nodeipam.Controller
 	if c.ClusterCIDR != "" {
 		mask := c.NodeCIDRMaskSize
@@ -172,6 +188,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 		func() { rc.Run(ctx, 5) }, func() { jobs.Run(ctx, 5) }, func() { cj.Run(ctx, 5) },
 		func() { ttl.Run(ctx, 2) }, func() { sa.Run(ctx, 2) }, func() { ca.Run(ctx, 2) },
 		func() { ns.Run(ctx, 5) }, func() { rq.Run(ctx, 5) },
+		func() { binder.Run(ctx, 2) }, func() { pvcProt.Run(ctx, 2) }, func() { pvProt.Run(ctx, 2) },
 	} {
 		wg.Go(run)
 	}

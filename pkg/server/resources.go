@@ -135,12 +135,16 @@ func buildStores(ctx context.Context, st *etcd3.Store, clk clock.PassiveClock, c
 	nsRes := namespace.NewResource(clk)
 	nsStore := b.add(nsRes)
 	nsRes.Subresources = append(nsRes.Subresources, namespace.FinalizeSubresource(nsStore))
+	storageClasses := func() *registry.Store { return b.store("storage.k8s.io", "storageclasses") }
 	// LimitRanger runs before ResourceQuota so defaulted requests are
 	// charged; both find their stores once the resource sets added them.
 	b.admission = []registry.Admitter{
 		admission.NamespaceLifecycle{Get: admission.NamespaceGetterFrom(nsStore)},
 		admission.LimitRanger{LimitRanges: func() *registry.Store { return b.store("", "limitranges") }},
 		admission.ResourceQuota{Quotas: func() *registry.Store { return b.store("", "resourcequotas") }},
+		admission.StorageObjectInUseProtection{},
+		admission.DefaultStorageClass{StorageClasses: storageClasses},
+		admission.PersistentVolumeClaimResize{StorageClasses: storageClasses},
 	}
 	for _, set := range resourceSets {
 		if err := set(b); err != nil {
