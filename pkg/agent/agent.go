@@ -37,12 +37,12 @@ import (
 	"github.com/skiff/skiff/pkg/network/hostport"
 	"github.com/skiff/skiff/pkg/network/podnet"
 	"github.com/skiff/skiff/pkg/proxy"
-	"github.com/skiff/skiff/pkg/volume/localpath"
 	"github.com/skiff/skiff/pkg/runtime/cri"
 	"github.com/skiff/skiff/pkg/runtime/daemon"
 	"github.com/skiff/skiff/pkg/runtime/images"
 	"github.com/skiff/skiff/pkg/runtime/runc"
 	"github.com/skiff/skiff/pkg/version"
+	"github.com/skiff/skiff/pkg/volume/localpath"
 )
 
 // ControlPlaneLabel marks nodes that run the control plane.
