@@ -42,6 +42,7 @@ import (
 	"github.com/skiff/skiff/pkg/runtime/images"
 	"github.com/skiff/skiff/pkg/runtime/runc"
 	"github.com/skiff/skiff/pkg/version"
+	"github.com/skiff/skiff/pkg/volume/localpath"
 )
 
 // ControlPlaneLabel marks nodes that run the control plane.
@@ -56,6 +57,9 @@ const DefaultKubeletPort = 10250
 type Config struct {
 	// DataDir is the node's state directory (<data-dir>/agent).
 	DataDir string
+	// StorageDir holds the node's local-path volumes; it defaults to
+	// <data-dir>/storage (beside DataDir, as k3s keeps it).
+	StorageDir string
 	// NodeName defaults to the lower-cased hostname.
 	NodeName string
 	// NodeIP is the node's InternalIP; detected when empty.
@@ -181,6 +185,7 @@ func Run(ctx context.Context, cfg Config) error {
 	servicesDone := make(chan struct{})
 	go func() { errc <- hb.Run(ctx) }()
 	go func() { errc <- kl.Run(ctx) }()
+	go runLocalPath(ctx, cfg, client)
 	go func() {
 		defer close(servicesDone)
 		if err := runServices(ctx, cfg, client); err != nil {
@@ -200,6 +205,23 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 	return err
+}
+
+// runLocalPath runs the node's local-path provisioner until ctx ends. Its
+// failure is logged, not fatal: pods without local-path claims still run.
+func runLocalPath(ctx context.Context, cfg Config, client kubernetes.Interface) {
+	dir := cfg.StorageDir
+	if dir == "" {
+		dir = filepath.Join(filepath.Dir(cfg.DataDir), "storage")
+	}
+	log := cfg.Log.With("component", "local-path")
+	p, err := localpath.New(localpath.Config{NodeName: cfg.NodeName, Client: client, Dir: dir, Log: log})
+	if err == nil {
+		err = p.Run(ctx)
+	}
+	if err != nil && ctx.Err() == nil {
+		log.Error("local-path provisioner stopped", "err", err)
+	}
 }
 
 // cleanup stops and removes every pod sandbox, then the runtime process,

@@ -83,6 +83,9 @@ func (s *Scheduler) addHandlers(f informers.SharedInformerFactory) error {
 	if err := add(f.Core().V1().PersistentVolumes().Informer(), volumeChange); err != nil {
 		return err
 	}
+	if err := add(f.Storage().V1().StorageClasses().Informer(), volumeChange); err != nil {
+		return err
+	}
 	// Listers only (default spreading).
 	f.Core().V1().Services().Informer()
 	f.Core().V1().ReplicationControllers().Informer()

@@ -61,6 +61,8 @@ type Scheduler struct {
 	filters    []framework.FilterPlugin
 	preScores  []framework.PreScorePlugin
 	scores     []plugins.Weighted
+	reserves   []framework.ReservePlugin
+	preBinds   []framework.PreBindPlugin
 
 	// nextStart rotates where the search for feasible nodes starts, so
 	// sampling does not favour the first nodes.
@@ -74,8 +76,10 @@ type Scheduler struct {
 }
 
 type bindJob struct {
-	qp   *queue.QueuedPod
-	node string
+	qp    *queue.QueuedPod
+	pi    *framework.PodInfo
+	state *framework.CycleState
+	node  string
 }
 
 // New returns a Scheduler; Run starts it.
@@ -105,7 +109,8 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		services: f.Core().V1().Services().Lister(), rcs: f.Core().V1().ReplicationControllers().Lister(),
 		rss: f.Apps().V1().ReplicaSets().Lister(), sts: f.Apps().V1().StatefulSets().Lister(),
 	}
-	volumes := plugins.VolumeBinding{PVCs: f.Core().V1().PersistentVolumeClaims().Lister(), PVs: f.Core().V1().PersistentVolumes().Lister()}
+	volumes := &plugins.VolumeBinding{PVCs: f.Core().V1().PersistentVolumeClaims().Lister(), PVs: f.Core().V1().PersistentVolumes().Lister(),
+		Classes: f.Storage().V1().StorageClasses().Lister(), Client: s.cfg.Client, Clock: s.cfg.Clock}
 	s.setPlugins(spread.selector, volumes)
 	if err := s.addHandlers(f); err != nil {
 		return err
@@ -136,7 +141,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 }
 
 // setPlugins installs the default plugin set with upstream's score weights.
-func (s *Scheduler) setPlugins(selector func(*corev1.Pod) labels.Selector, volumes plugins.VolumeBinding) {
+func (s *Scheduler) setPlugins(selector func(*corev1.Pod) labels.Selector, volumes *plugins.VolumeBinding) {
 	spread := plugins.PodTopologySpread{DefaultSelector: selector}
 	affinity := plugins.InterPodAffinity{}
 	nodeAffinity := plugins.NodeAffinity{}
@@ -151,6 +156,8 @@ func (s *Scheduler) setPlugins(selector func(*corev1.Pod) labels.Selector, volum
 		{Plugin: plugins.BalancedAllocation{}, Weight: 1}, {Plugin: images, Weight: 1},
 		{Plugin: affinity, Weight: 2}, {Plugin: spread, Weight: 2},
 	}
+	s.reserves = []framework.ReservePlugin{volumes}
+	s.preBinds = []framework.PreBindPlugin{volumes}
 }
 
 // ScheduleOne pops one pod and schedules it (binding asynchronously).
@@ -171,14 +178,27 @@ func (s *Scheduler) ScheduleOne(ctx context.Context) {
 	}
 	var node string
 	var diag *diagnosis
-	s.cache.View(func(snap framework.Snapshot) { node, diag = s.findNode(ctx, pi, snap) })
+	var state *framework.CycleState
+	s.cache.View(func(snap framework.Snapshot) { node, diag, state = s.findNode(ctx, pi, snap) })
 	if node == "" {
 		s.fail(ctx, qp, cycle, diag.message(), diag.rejectedBy)
 		return
 	}
 	s.cache.Assume(pi, node)
+	// Reserve synchronously, before the next cycle, so it cannot pick what
+	// this pod is about to bind.
+	for i, r := range s.reserves {
+		if st := r.Reserve(ctx, state, pi, node); !st.IsSuccess() {
+			for _, done := range s.reserves[:i] {
+				done.Unreserve(ctx, state, pi, node)
+			}
+			s.cache.Forget(pod.UID)
+			s.fail(ctx, qp, cycle, strings.Join(st.Reasons, ", "), map[string]bool{r.Name(): true})
+			return
+		}
+	}
 	select {
-	case s.binds <- bindJob{qp: qp, node: node}:
+	case s.binds <- bindJob{qp: qp, pi: pi, state: state, node: node}:
 	case <-ctx.Done():
 	}
 }
@@ -222,20 +242,20 @@ func numFeasibleNodesToFind(all int) int {
 	return n
 }
 
-func (s *Scheduler) findNode(ctx context.Context, pi *framework.PodInfo, snap framework.Snapshot) (string, *diagnosis) {
+func (s *Scheduler) findNode(ctx context.Context, pi *framework.PodInfo, snap framework.Snapshot) (string, *diagnosis, *framework.CycleState) {
 	nodes := snap.Nodes()
 	d := &diagnosis{nodes: len(nodes), reasons: map[string]int{}, rejectedBy: map[string]bool{}}
-	if len(nodes) == 0 {
-		return "", d
-	}
 	state := framework.NewCycleState()
+	if len(nodes) == 0 {
+		return "", d, state
+	}
 	for _, p := range s.preFilters {
 		if st := p.PreFilter(ctx, state, pi, snap); !st.IsSuccess() {
 			for _, r := range st.Reasons {
 				d.reasons[r] += len(nodes)
 			}
 			d.rejectedBy[p.Name()] = true
-			return "", d
+			return "", d, state
 		}
 	}
 	want := numFeasibleNodesToFind(len(nodes))
@@ -256,9 +276,9 @@ func (s *Scheduler) findNode(ctx context.Context, pi *framework.PodInfo, snap fr
 	s.nextStart = (s.nextStart + checked) % len(nodes)
 	switch len(feasible) {
 	case 0:
-		return "", d
+		return "", d, state
 	case 1:
-		return feasible[0].Node.Name, d
+		return feasible[0].Node.Name, d, state
 	}
 	for _, p := range s.preScores {
 		p.PreScore(ctx, state, pi, feasible, snap)
@@ -292,7 +312,7 @@ func (s *Scheduler) findNode(ctx context.Context, pi *framework.PodInfo, snap fr
 			}
 		}
 	}
-	return feasible[best].Node.Name, d
+	return feasible[best].Node.Name, d, state
 }
 
 func (s *Scheduler) filter(ctx context.Context, state *framework.CycleState, pi *framework.PodInfo, ni *framework.NodeInfo) (*framework.Status, string) {
@@ -355,14 +375,39 @@ func (s *Scheduler) bindWorker(ctx context.Context) {
 	}
 }
 
+// unreserve undoes every Reserve of a pod whose binding did not happen.
+func (s *Scheduler) unreserve(ctx context.Context, j bindJob) {
+	for i := len(s.reserves) - 1; i >= 0; i-- {
+		s.reserves[i].Unreserve(ctx, j.state, j.pi, j.node)
+	}
+}
+
 func (s *Scheduler) bind(ctx context.Context, j bindJob) {
 	pod := j.qp.Pod
+	// PreBind may wait minutes (volumes being provisioned): it runs here,
+	// in one of the bind workers, not in the scheduling loop.
+	for _, p := range s.preBinds {
+		if st := p.PreBind(ctx, j.state, j.pi, j.node); !st.IsSuccess() {
+			s.unreserve(ctx, j)
+			s.cache.Forget(pod.UID)
+			if ctx.Err() != nil {
+				s.queue.Done(pod.UID)
+				return
+			}
+			msg := strings.Join(st.Reasons, ", ")
+			s.cfg.Log.Warn("prebind pod", "pod", pod.Namespace+"/"+pod.Name, "node", j.node, "plugin", p.Name(), "err", msg)
+			s.recorder.Eventf(pod, corev1.EventTypeWarning, "FailedScheduling", "running PreBind plugin %q: %s", p.Name(), msg)
+			s.queue.Retry(j.qp)
+			return
+		}
+	}
 	b := &corev1.Binding{
 		ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID},
 		Target:     corev1.ObjectReference{Kind: "Node", Name: j.node},
 	}
 	err := s.cfg.Client.CoreV1().Pods(pod.Namespace).Bind(ctx, b, metav1.CreateOptions{})
 	if err != nil {
+		s.unreserve(ctx, j)
 		s.cache.Forget(pod.UID)
 		if apierrors.IsNotFound(err) || ctx.Err() != nil {
 			s.queue.Done(pod.UID)

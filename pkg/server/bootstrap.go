@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,6 +19,7 @@ import (
 	"github.com/skiff/skiff/pkg/agent"
 	"github.com/skiff/skiff/pkg/registry"
 	"github.com/skiff/skiff/pkg/registry/serviceaccount"
+	"github.com/skiff/skiff/pkg/volume/localpath"
 )
 
 // systemNamespaces exist in every cluster.
@@ -28,7 +30,8 @@ var systemNamespaces = []string{metav1.NamespaceDefault, metav1.NamespaceSystem,
 const kubernetesService = "kubernetes"
 
 // bootstrap creates the objects every cluster starts with, if missing: the
-// system namespaces, the default service account of every namespace, and
+// system namespaces, the default service account of every namespace, the
+// default "local-path" StorageClass (never overwritten once it exists), and
 // the "kubernetes" Service (the first service IP, port 443 "https") with
 // its Endpoints and EndpointSlice pointing at this API server at
 // apiHost:cfg.HTTPSPort, which it keeps up to date across restarts.
@@ -75,6 +78,12 @@ func bootstrap(ctx context.Context, stores []*registry.Store, cfg Config, apiHos
 		return err
 	}
 	if err := bootstrapClusterDNS(ctx, byName, cfg); err != nil {
+		return err
+	}
+	if err := localpath.EnsureDefaultClass(ctx, func(ctx context.Context, sc *storagev1.StorageClass) error {
+		_, err := byName["storageclasses.storage.k8s.io"].Create(ctx, "", sc, registry.CreateOptions{})
+		return err
+	}); err != nil {
 		return err
 	}
 	addressType := discoveryv1.AddressTypeIPv4

@@ -474,3 +474,21 @@ func DefaultNormalize(scores []int64, reverse bool) {
 		scores[i] = s
 	}
 }
+
+// ReservePlugin holds what a pod's cycle chose (volumes, for one) in the
+// scheduler's memory as soon as a node is picked, so the next cycles do
+// not choose it too; Unreserve undoes it when the pod is not bound after
+// all. Both run in the scheduling loop or a bind worker, never blocking.
+type ReservePlugin interface {
+	Plugin
+	Reserve(ctx context.Context, state *CycleState, pod *PodInfo, node string) *Status
+	Unreserve(ctx context.Context, state *CycleState, pod *PodInfo, node string)
+}
+
+// PreBindPlugin runs in a bind worker before the pod's Binding is posted;
+// it may write to the API and wait (bounded, honouring ctx). A non-nil
+// status fails the binding and the pod is retried.
+type PreBindPlugin interface {
+	Plugin
+	PreBind(ctx context.Context, state *CycleState, pod *PodInfo, node string) *Status
+}

@@ -2,29 +2,99 @@ package plugins
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"sync"
+	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	storagelisters "k8s.io/client-go/listers/storage/v1"
 	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
+	volumehelpers "k8s.io/component-helpers/storage/volume"
+	"k8s.io/utils/clock"
 
 	"github.com/skiff/skiff/pkg/scheduler/framework"
 )
 
-// VolumeBinding keeps pods whose claims are bound to volumes with node
-// affinity (local persistent volumes) on the nodes those volumes allow.
+// VolumeBinding places pods with PersistentVolumeClaims, as upstream's
+// plugin of that name does. Bound claims keep the pod on the nodes their
+// volumes' node affinity allows. Unbound claims of a WaitForFirstConsumer
+// class fit a node that has an Available matching volume (the smallest is
+// chosen) or whose labels the class's provisioner may provision for.
+// Reserve holds the chosen volumes in memory so parallel binding cycles do
+// not take the same one; PreBind, in a bind worker, writes the choice
+// (claimRef on a static volume, volume.kubernetes.io/selected-node on a
+// claim to provision) and waits until the PV controller and provisioner
+// have bound every claim.
 type VolumeBinding struct {
-	PVCs corelisters.PersistentVolumeClaimLister
-	PVs  corelisters.PersistentVolumeLister
+	PVCs    corelisters.PersistentVolumeClaimLister
+	PVs     corelisters.PersistentVolumeLister
+	Classes storagelisters.StorageClassLister
+	Client  kubernetes.Interface
+	Clock   clock.Clock
+	// BindTimeout bounds PreBind's wait (default 10 minutes); PollInterval
+	// is how often it looks (default 1s).
+	BindTimeout, PollInterval time.Duration
+
+	mu sync.Mutex
+	// assumed maps a volume name to the claim ("ns/name") a reserved
+	// cycle chose it for, until that cycle ends.
+	assumed map[string]string
 }
 
-// ReasonVolumeNodeAffinity is upstream's reason text.
-const ReasonVolumeNodeAffinity = "node(s) had volume node affinity conflict"
+// Upstream's reason texts.
+const (
+	ReasonVolumeNodeAffinity = "node(s) had volume node affinity conflict"
+	ReasonBindConflict       = "node(s) didn't find available persistent volumes to bind"
+	ReasonUnboundImmediate   = "pod has unbound immediate PersistentVolumeClaims"
+)
 
-func (VolumeBinding) Name() string { return "VolumeBinding" }
+// Annotations the binding protocol uses (upstream's names).
+const (
+	AnnSelectedNode = "volume.kubernetes.io/selected-node"
+	noProvisioner   = "kubernetes.io/no-provisioner"
+)
 
-func (v VolumeBinding) PreFilter(_ context.Context, state *framework.CycleState, pod *framework.PodInfo, _ framework.Snapshot) *framework.Status {
-	var selectors []*nodeaffinity.NodeSelector
+// unboundClaim is a WaitForFirstConsumer claim the pod waits on.
+type unboundClaim struct {
+	claim *corev1.PersistentVolumeClaim
+	class *storagev1.StorageClass
+}
+
+// nodeVolumes is what Filter decided for one node: a static volume per
+// claim, or nil where the claim is to be provisioned.
+type nodeVolumes struct {
+	static    map[string]*corev1.PersistentVolume // claim key -> volume
+	provision []*corev1.PersistentVolumeClaim
+}
+
+// volumeState is the cycle's state: the bound claims' node selectors, the
+// unbound claims, the candidate volumes, and per-node decisions. Filter
+// runs for one node at a time (findNode's loop), so byNode needs no lock.
+type volumeState struct {
+	selectors []*nodeaffinity.NodeSelector
+	unbound   []unboundClaim
+	volumes   []*corev1.PersistentVolume
+	// excluded are volumes other cycles have reserved.
+	excluded map[string]*corev1.PersistentVolume
+	byNode   map[string]*nodeVolumes
+	// reserved is what Reserve took, for PreBind and Unreserve.
+	reserved *nodeVolumes
+}
+
+func (*VolumeBinding) Name() string { return "VolumeBinding" }
+
+func claimKey(c *corev1.PersistentVolumeClaim) string { return c.Namespace + "/" + c.Name }
+
+func (v *VolumeBinding) PreFilter(_ context.Context, state *framework.CycleState, pod *framework.PodInfo, _ framework.Snapshot) *framework.Status {
+	st := &volumeState{byNode: map[string]*nodeVolumes{}}
 	for _, vol := range pod.Pod.Spec.Volumes {
 		if vol.PersistentVolumeClaim == nil {
 			continue
@@ -41,7 +111,12 @@ func (v VolumeBinding) PreFilter(_ context.Context, state *framework.CycleState,
 			return framework.NewStatus(framework.UnschedulableAndUnresolvable, fmt.Sprintf("persistentvolumeclaim %q is being deleted", name))
 		}
 		if pvc.Spec.VolumeName == "" {
-			return framework.NewStatus(framework.UnschedulableAndUnresolvable, "pod has unbound immediate PersistentVolumeClaims")
+			class := v.delayedClass(pvc)
+			if class == nil {
+				return framework.NewStatus(framework.UnschedulableAndUnresolvable, ReasonUnboundImmediate)
+			}
+			st.unbound = append(st.unbound, unboundClaim{claim: pvc, class: class})
+			continue
 		}
 		pv, err := v.PVs.Get(pvc.Spec.VolumeName)
 		if err != nil {
@@ -52,20 +127,251 @@ func (v VolumeBinding) PreFilter(_ context.Context, state *framework.CycleState,
 			if err != nil {
 				return framework.NewStatus(framework.UnschedulableAndUnresolvable, err.Error())
 			}
-			selectors = append(selectors, sel)
+			st.selectors = append(st.selectors, sel)
 		}
 	}
-	state.Write(framework.VolumeBindingState, selectors)
+	if len(st.unbound) > 0 {
+		pvs, err := v.PVs.List(labels.Everything())
+		if err != nil {
+			return framework.NewStatus(framework.Error, err.Error())
+		}
+		st.volumes = pvs
+		st.excluded = map[string]*corev1.PersistentVolume{}
+		v.mu.Lock()
+		for _, pv := range pvs {
+			if owner, ok := v.assumed[pv.Name]; ok {
+				if pv.Spec.ClaimRef != nil {
+					// The volume's claimRef is written: the cache
+					// has caught up, the reservation is not needed.
+					delete(v.assumed, pv.Name)
+				}
+				if !ownedByPod(owner, st.unbound) {
+					st.excluded[pv.Name] = pv
+				}
+			}
+		}
+		v.mu.Unlock()
+	}
+	state.Write(framework.VolumeBindingState, st)
 	return nil
 }
 
-func (VolumeBinding) Filter(_ context.Context, state *framework.CycleState, _ *framework.PodInfo, ni *framework.NodeInfo) *framework.Status {
-	for _, sel := range state.Read(framework.VolumeBindingState).([]*nodeaffinity.NodeSelector) {
+func ownedByPod(key string, claims []unboundClaim) bool {
+	for _, c := range claims {
+		if claimKey(c.claim) == key {
+			return true
+		}
+	}
+	return false
+}
+
+// delayedClass returns the claim's class if it waits for the first
+// consumer; nil means the claim binds immediately (without the
+// scheduler), as does a claim whose class does not exist.
+func (v *VolumeBinding) delayedClass(pvc *corev1.PersistentVolumeClaim) *storagev1.StorageClass {
+	name := volumehelpers.GetPersistentVolumeClaimClass(pvc)
+	if name == "" || v.Classes == nil {
+		return nil
+	}
+	class, err := v.Classes.Get(name)
+	if err != nil || class.VolumeBindingMode == nil || *class.VolumeBindingMode != storagev1.VolumeBindingWaitForFirstConsumer {
+		return nil
+	}
+	return class
+}
+
+func (v *VolumeBinding) Filter(_ context.Context, state *framework.CycleState, _ *framework.PodInfo, ni *framework.NodeInfo) *framework.Status {
+	st, _ := state.Read(framework.VolumeBindingState).(*volumeState)
+	if st == nil {
+		return nil
+	}
+	for _, sel := range st.selectors {
 		if !sel.Match(ni.Node) {
 			return framework.NewStatus(framework.UnschedulableAndUnresolvable, ReasonVolumeNodeAffinity)
 		}
 	}
+	if len(st.unbound) == 0 {
+		return nil
+	}
+	decision := &nodeVolumes{static: map[string]*corev1.PersistentVolume{}}
+	chosen := make(map[string]*corev1.PersistentVolume, len(st.excluded)+len(st.unbound))
+	for k, pv := range st.excluded {
+		chosen[k] = pv
+	}
+	for _, u := range st.unbound {
+		if sel, ok := u.claim.Annotations[AnnSelectedNode]; ok && sel != ni.Node.Name {
+			// Provisioning for another node has begun.
+			return framework.NewStatus(framework.UnschedulableAndUnresolvable, ReasonBindConflict)
+		}
+		pv, err := volumehelpers.FindMatchingVolume(u.claim, st.volumes, ni.Node, chosen, false, true)
+		if err != nil {
+			return framework.NewStatus(framework.UnschedulableAndUnresolvable, err.Error())
+		}
+		if pv != nil {
+			chosen[pv.Name] = pv
+			decision.static[claimKey(u.claim)] = pv
+			continue
+		}
+		if u.class.Provisioner == noProvisioner || !topologyAllows(u.class.AllowedTopologies, ni.Node.Labels) {
+			return framework.NewStatus(framework.UnschedulableAndUnresolvable, ReasonBindConflict)
+		}
+		decision.provision = append(decision.provision, u.claim)
+	}
+	st.byNode[ni.Node.Name] = decision
 	return nil
+}
+
+// topologyAllows reports whether node labels satisfy a class's
+// allowedTopologies: any term, every expression of it (none: anywhere).
+func topologyAllows(terms []corev1.TopologySelectorTerm, nodeLabels map[string]string) bool {
+	if len(terms) == 0 {
+		return true
+	}
+	for _, t := range terms {
+		ok := true
+		for _, e := range t.MatchLabelExpressions {
+			val, has := nodeLabels[e.Key]
+			if !has || !contains(e.Values, val) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Reserve holds the static volumes Filter chose for node.
+func (v *VolumeBinding) Reserve(_ context.Context, state *framework.CycleState, _ *framework.PodInfo, node string) *framework.Status {
+	st, _ := state.Read(framework.VolumeBindingState).(*volumeState)
+	if st == nil || len(st.unbound) == 0 {
+		return nil
+	}
+	d := st.byNode[node]
+	if d == nil {
+		return framework.NewStatus(framework.Error, "volume binding: no decision for node "+node)
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.assumed == nil {
+		v.assumed = map[string]string{}
+	}
+	for key, pv := range d.static {
+		if owner, ok := v.assumed[pv.Name]; ok && owner != key {
+			return framework.NewStatus(framework.Unschedulable, fmt.Sprintf("persistentvolume %q is reserved for claim %s", pv.Name, owner))
+		}
+	}
+	for key, pv := range d.static {
+		v.assumed[pv.Name] = key
+	}
+	st.reserved = d
+	return nil
+}
+
+// Unreserve releases what Reserve held.
+func (v *VolumeBinding) Unreserve(_ context.Context, state *framework.CycleState, _ *framework.PodInfo, _ string) {
+	st, _ := state.Read(framework.VolumeBindingState).(*volumeState)
+	if st == nil || st.reserved == nil {
+		return
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for key, pv := range st.reserved.static {
+		if v.assumed[pv.Name] == key {
+			delete(v.assumed, pv.Name)
+		}
+	}
+	st.reserved = nil
+}
+
+// PreBind writes the reserved decisions and waits until every claim of
+// the pod is bound.
+func (v *VolumeBinding) PreBind(ctx context.Context, state *framework.CycleState, pod *framework.PodInfo, node string) *framework.Status {
+	st, _ := state.Read(framework.VolumeBindingState).(*volumeState)
+	if st == nil || st.reserved == nil {
+		return nil
+	}
+	for _, u := range st.unbound {
+		pv := st.reserved.static[claimKey(u.claim)]
+		if pv == nil {
+			continue
+		}
+		bound, dirty, err := volumehelpers.GetBindVolumeToClaim(pv, u.claim)
+		if err != nil {
+			return framework.NewStatus(framework.Error, err.Error())
+		}
+		if !dirty {
+			continue
+		}
+		if _, err := v.Client.CoreV1().PersistentVolumes().Update(ctx, bound, metav1.UpdateOptions{}); err != nil {
+			return framework.NewStatus(framework.Error, fmt.Sprintf("bind persistentvolume %s to claim %s: %v", pv.Name, claimKey(u.claim), err))
+		}
+	}
+	for _, c := range st.reserved.provision {
+		if c.Annotations[AnnSelectedNode] == node {
+			continue
+		}
+		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{
+			"annotations":     map[string]string{AnnSelectedNode: node},
+			"resourceVersion": c.ResourceVersion,
+		}})
+		if _, err := v.Client.CoreV1().PersistentVolumeClaims(c.Namespace).Patch(ctx, c.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			return framework.NewStatus(framework.Error, fmt.Sprintf("select node %s for claim %s: %v", node, claimKey(c), err))
+		}
+	}
+	return v.waitBound(ctx, st.unbound)
+}
+
+// waitBound polls the claim cache until every claim is Bound, the claim
+// goes away, or BindTimeout passes.
+func (v *VolumeBinding) waitBound(ctx context.Context, claims []unboundClaim) *framework.Status {
+	clk := v.Clock
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
+	timeout, interval := v.BindTimeout, v.PollInterval
+	if timeout == 0 {
+		timeout = 10 * time.Minute
+	}
+	if interval == 0 {
+		interval = time.Second
+	}
+	deadline := clk.Now().Add(timeout)
+	for {
+		pending := ""
+		for _, u := range claims {
+			c, err := v.PVCs.PersistentVolumeClaims(u.claim.Namespace).Get(u.claim.Name)
+			if err != nil || c.UID != u.claim.UID || c.DeletionTimestamp != nil {
+				return framework.NewStatus(framework.UnschedulableAndUnresolvable, fmt.Sprintf("persistentvolumeclaim %q was deleted while binding", u.claim.Name))
+			}
+			if c.Spec.VolumeName == "" || c.Status.Phase != corev1.ClaimBound {
+				pending = u.claim.Name
+				break
+			}
+		}
+		if pending == "" {
+			return nil
+		}
+		if !clk.Now().Before(deadline) {
+			return framework.NewStatus(framework.Error, fmt.Sprintf("binding volumes: timed out waiting for persistentvolumeclaim %q to be bound", pending))
+		}
+		select {
+		case <-ctx.Done():
+			return framework.NewStatus(framework.Error, "binding volumes: "+ctx.Err().Error())
+		case <-clk.After(interval):
+		}
+	}
 }
 
 // ImageLocality prefers nodes that already have the pod's images, scaled
