@@ -53,7 +53,10 @@ func (f *fakePlugin) NodeStage(_ context.Context, r *volume.StageRequest) error 
 	f.note("stage")
 	return nil
 }
-func (f *fakePlugin) NodeUnstage(context.Context, string, string) error { f.note("unstage"); return nil }
+func (f *fakePlugin) NodeUnstage(context.Context, string, string) error {
+	f.note("unstage")
+	return nil
+}
 func (f *fakePlugin) NodePublish(_ context.Context, r *volume.PublishRequest) error {
 	f.note("publish")
 	f.mu.Lock()

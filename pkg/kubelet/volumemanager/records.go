@@ -37,8 +37,10 @@ type staging struct {
 	BootID      string `json:"bootID"`
 }
 
-func (m *Manager) publishedDir() string { return filepath.Join(m.cfg.RootDir, "volume-manager", "published") }
-func (m *Manager) stagedDir() string    { return filepath.Join(m.cfg.RootDir, "volume-manager", "staged") }
+func (m *Manager) publishedDir() string {
+	return filepath.Join(m.cfg.RootDir, "volume-manager", "published")
+}
+func (m *Manager) stagedDir() string { return filepath.Join(m.cfg.RootDir, "volume-manager", "staged") }
 
 func (m *Manager) publicationFile(uid types.UID, volume string) string {
 	return filepath.Join(m.publishedDir(), string(uid)+"_"+volume+".json")
