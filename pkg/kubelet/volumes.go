@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiff/skiff/pkg/kubelet/atomicwriter"
+	"github.com/skiff/skiff/pkg/volume/nodedir"
 )
 
 // setupVolumes prepares the pod's volumes on the node and returns their
@@ -27,7 +28,7 @@ func (k *Kubelet) setupVolumes(ctx context.Context, pod *corev1.Pod) (map[string
 		case v.EmptyDir != nil:
 			err = emptyDir(dir, v.EmptyDir)
 		case v.HostPath != nil:
-			dir, err = v.HostPath.Path, hostPath(v.HostPath)
+			dir, err = v.HostPath.Path, nodedir.CheckHostPath(v.HostPath.Path, v.HostPath.Type)
 		case v.ConfigMap != nil:
 			err = k.configMapVolume(ctx, pod.Namespace, dir, v.ConfigMap)
 		case v.Secret != nil:
@@ -66,40 +67,6 @@ func emptyDir(dir string, src *corev1.EmptyDirVolumeSource) error {
 		opts += ",size=" + strconv.FormatInt(src.SizeLimit.Value(), 10)
 	}
 	return unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts)
-}
-
-func hostPath(src *corev1.HostPathVolumeSource) error {
-	t := corev1.HostPathUnset
-	if src.Type != nil {
-		t = *src.Type
-	}
-	fi, err := os.Stat(src.Path)
-	switch t {
-	case corev1.HostPathDirectoryOrCreate:
-		if os.IsNotExist(err) {
-			return os.MkdirAll(src.Path, 0o755)
-		}
-	case corev1.HostPathFileOrCreate:
-		if os.IsNotExist(err) {
-			if err := os.MkdirAll(filepath.Dir(src.Path), 0o755); err != nil {
-				return err
-			}
-			f, err := os.OpenFile(src.Path, os.O_CREATE, 0o644)
-			if err != nil {
-				return err
-			}
-			return f.Close()
-		}
-	case corev1.HostPathDirectory:
-		if err != nil || !fi.IsDir() {
-			return fmt.Errorf("hostPath type check failed: %s is not a directory", src.Path)
-		}
-	case corev1.HostPathFile:
-		if err != nil || !fi.Mode().IsRegular() {
-			return fmt.Errorf("hostPath type check failed: %s is not a file", src.Path)
-		}
-	}
-	return nil
 }
 
 // writeVolume makes dir hold exactly files (path -> content) with modes,
