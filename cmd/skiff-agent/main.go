@@ -7,11 +7,17 @@ import (
 	"os"
 
 	"github.com/skiff/skiff/cmd/internal/agentcmd"
+	"github.com/skiff/skiff/pkg/volume/nfs"
 )
 
 func main() {
 	cmd := agentcmd.Command(nil)
 	cmd.Use = "skiff agent"
+	// The kubelet starts this binary's own nfs-fuse helper.
+	if len(os.Args) > 1 && os.Args[1] == nfs.HelperCommand {
+		cmd = agentcmd.NFSFuseCommand()
+		cmd.SetArgs(os.Args[2:])
+	}
 	if err := cmd.Execute(); err != nil {
 		os.Exit(1)
 	}

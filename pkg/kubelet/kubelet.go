@@ -38,7 +38,12 @@ import (
 	"github.com/skiff/skiff/pkg/kubelet/objectwatch"
 	"github.com/skiff/skiff/pkg/kubelet/prober"
 	"github.com/skiff/skiff/pkg/kubelet/sysctl"
+	"github.com/skiff/skiff/pkg/kubelet/volumemanager"
 	"github.com/skiff/skiff/pkg/version"
+	"github.com/skiff/skiff/pkg/volume"
+	"github.com/skiff/skiff/pkg/volume/gitrepo"
+	"github.com/skiff/skiff/pkg/volume/nfsplugin"
+	"github.com/skiff/skiff/pkg/volume/nodedir"
 )
 
 // Config configures a Kubelet.
@@ -66,8 +71,18 @@ type Config struct {
 	// Sysctls are the sysctls pods may set (default: upstream's safe set
 	// for this kernel); pods setting others fail with SysctlForbidden.
 	Sysctls *sysctl.Allowlist
-	Clock   clock.WithTicker
-	Log     *slog.Logger
+	// VolumePlugins mount the volumes the volume manager serves
+	// (claims' persistent volumes, gitRepo, nfs); nil means
+	// DefaultVolumePlugins.
+	VolumePlugins []volume.Plugin
+	Clock         clock.WithTicker
+	Log           *slog.Logger
+}
+
+// DefaultVolumePlugins are the built-in plugins: node paths (hostPath
+// and local PVs), gitRepo and nfs.
+func DefaultVolumePlugins() []volume.Plugin {
+	return []volume.Plugin{nodedir.New(), gitrepo.New(), nfsplugin.New(&nfsplugin.KernelOrFUSE{})}
 }
 
 // Kubelet runs a node's pods.
@@ -101,6 +116,9 @@ type Kubelet struct {
 	// reference and resyncs a pod when one changes, so its volumes follow
 	// (set by Run; nil means read from the API).
 	objects *objectwatch.Manager
+	// volumes stages and publishes plugin-served volumes and remembers
+	// them on disk across restarts.
+	volumes *volumemanager.Manager
 }
 
 // New returns a Kubelet.
@@ -125,6 +143,9 @@ func New(cfg Config) *Kubelet {
 	if cfg.ProbeHandler == nil {
 		cfg.ProbeHandler = prober.NewProber(cfg.Runtime, fmt.Sprintf("kube-probe/%s.%s", v.Major, v.Minor))
 	}
+	if cfg.VolumePlugins == nil {
+		cfg.VolumePlugins = DefaultVolumePlugins()
+	}
 	k := &Kubelet{
 		cfg:         cfg,
 		backoff:     flowcontrol.NewBackOffWithJitter(10*time.Second, 5*time.Minute, 0),
@@ -134,6 +155,12 @@ func New(cfg Config) *Kubelet {
 		startTimes:  map[types.UID]time.Time{},
 		statuses:    &statusCache{pods: map[types.UID]cachedStatus{}},
 	}
+	k.volumes = volumemanager.New(volumemanager.Config{
+		RootDir: cfg.RootDir,
+		Client:  cfg.Client,
+		Plugins: cfg.VolumePlugins,
+		Log:     cfg.Log.With("component", "volume-manager"),
+	})
 	probes, err := prober.New(prober.Config{
 		Handler:  cfg.ProbeHandler,
 		Status:   k.statuses,
@@ -211,6 +238,7 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	if !cache.WaitForCacheSync(ctx.Done(), podInf.Informer().HasSynced, svcInformers.Core().V1().Services().Informer().HasSynced, nodeInf.Informer().HasSynced) {
 		return ctx.Err()
 	}
+	k.cleanOrphanedVolumes(ctx)
 	k.adoptOrphans(ctx)
 	t := k.cfg.Clock.NewTicker(k.cfg.ResyncInterval)
 	defer t.Stop()
@@ -299,6 +327,22 @@ func (k *Kubelet) adoptOrphans(ctx context.Context) {
 		if !known {
 			k.kickUID(ctx, uid, sb.Labels[labelPodNamespace], sb.Labels[labelPodName])
 		}
+	}
+}
+
+// cleanOrphanedVolumes unpublishes the volumes of pods deleted while the
+// kubelet was down (their directories may be gone already).
+func (k *Kubelet) cleanOrphanedVolumes(ctx context.Context) {
+	pods, err := k.pods.List(labels.Everything())
+	if err != nil {
+		return
+	}
+	alive := map[types.UID]bool{}
+	for _, p := range pods {
+		alive[p.UID] = true
+	}
+	if err := k.volumes.CleanOrphans(ctx, func(uid types.UID) bool { return alive[uid] }); err != nil {
+		k.cfg.Log.Warn("clean up orphaned volumes", "err", err)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/skiff/skiff/pkg/kubelet/sysctl"
+	"github.com/skiff/skiff/pkg/mounts"
 	"github.com/skiff/skiff/pkg/registry/pod"
 )
 
@@ -186,6 +187,8 @@ func (k *Kubelet) runPod(ctx context.Context, pod *corev1.Pod, st *runtimeState)
 	sbConfig := k.sandboxConfig(pod, 0)
 	volumes, err := k.setupVolumes(ctx, pod)
 	if err != nil {
+		// The sync is retried; the recorder aggregates the repeats.
+		k.event(pod, nil, corev1.EventTypeWarning, "FailedMount", err.Error())
 		return fmt.Errorf("volumes: %w", err)
 	}
 	for i := range pod.Spec.InitContainers {
@@ -428,6 +431,14 @@ func (k *Kubelet) teardown(ctx context.Context, uid types.UID, st *runtimeState,
 		if err := k.cfg.Runtime.RemovePodSandbox(ctx, sb.Id); err != nil {
 			return err
 		}
+	}
+	// Volumes first: removing the directory with a volume still mounted
+	// in it would delete the volume's data.
+	if err := k.volumes.TearDownPod(ctx, uid); err != nil {
+		return fmt.Errorf("tear down volumes: %w", err)
+	}
+	if err := mounts.UnmountUnder(k.podDir(uid)); err != nil {
+		return fmt.Errorf("tear down volumes: %w", err)
 	}
 	return os.RemoveAll(k.podDir(uid))
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/skiff/skiff/pkg/kubelet/atomicwriter"
 	"github.com/skiff/skiff/pkg/volume/nodedir"
+	"github.com/skiff/skiff/pkg/volume/ownership"
 )
 
 // setupVolumes prepares the pod's volumes on the node and returns their
@@ -26,7 +27,7 @@ func (k *Kubelet) setupVolumes(ctx context.Context, pod *corev1.Pod) (map[string
 		var err error
 		switch {
 		case v.EmptyDir != nil:
-			err = emptyDir(dir, v.EmptyDir)
+			err = emptyDir(pod, dir, v.EmptyDir)
 		case v.HostPath != nil:
 			dir, err = v.HostPath.Path, nodedir.CheckHostPath(v.HostPath.Path, v.HostPath.Type)
 		case v.ConfigMap != nil:
@@ -37,6 +38,12 @@ func (k *Kubelet) setupVolumes(ctx context.Context, pod *corev1.Pod) (map[string
 			err = k.downwardVolume(ctx, pod, dir, v.DownwardAPI.Items, v.DownwardAPI.DefaultMode)
 		case v.Projected != nil:
 			err = k.projectedVolume(ctx, pod, dir, v.Projected)
+		case k.volumes.Handles(&v):
+			// Claims, gitRepo, nfs: the volume manager's errors name the
+			// volume already, as upstream's FailedMount messages do.
+			if err := k.volumes.SetUp(ctx, pod, &v, dir); err != nil {
+				return nil, err
+			}
 		default:
 			err = fmt.Errorf("volume %q: this volume type is not supported yet", v.Name)
 		}
@@ -48,14 +55,23 @@ func (k *Kubelet) setupVolumes(ctx context.Context, pod *corev1.Pod) (map[string
 	return out, nil
 }
 
-func emptyDir(dir string, src *corev1.EmptyDirVolumeSource) error {
+// emptyDir makes the pod's emptyDir; a new one (or a new tmpfs) takes
+// the pod's fsGroup, as upstream's does at its one SetUp.
+func emptyDir(pod *corev1.Pod, dir string, src *corev1.EmptyDirVolumeSource) error {
+	_, statErr := os.Stat(dir)
+	created := os.IsNotExist(statErr)
 	if err := os.MkdirAll(dir, 0o777); err != nil {
 		return err
 	}
-	if err := os.Chmod(dir, 0o777); err != nil {
-		return err
+	if created {
+		if err := os.Chmod(dir, 0o777); err != nil {
+			return err
+		}
 	}
 	if src.Medium != corev1.StorageMediumMemory {
+		if created {
+			return ownership.ForPod(pod, dir, false)
+		}
 		return nil
 	}
 	var st unix.Statfs_t
@@ -66,7 +82,10 @@ func emptyDir(dir string, src *corev1.EmptyDirVolumeSource) error {
 	if src.SizeLimit != nil && !src.SizeLimit.IsZero() {
 		opts += ",size=" + strconv.FormatInt(src.SizeLimit.Value(), 10)
 	}
-	return unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts)
+	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+		return err
+	}
+	return ownership.ForPod(pod, dir, false)
 }
 
 // writeVolume makes dir hold exactly files (path -> content) with modes,

@@ -77,21 +77,28 @@ func (Plugin) NodePublish(_ context.Context, req *volume.PublishRequest) error {
 	if err != nil {
 		return fmt.Errorf("stat %s: %w", src, err)
 	}
-	if err := makeTarget(req.TargetPath, fi.IsDir()); err != nil {
+	return Bind(src, req.TargetPath, fi.IsDir(), req.ReadOnly)
+}
+
+// Bind bind-mounts src (a directory, or a file when !dir) at target,
+// creating target, read-only when readOnly; a target already mounted is
+// left as it is, so publishing twice is harmless.
+func Bind(src, target string, dir, readOnly bool) error {
+	if err := makeTarget(target, dir); err != nil {
 		return err
 	}
-	if mounted, err := mountinfo.Mounted(req.TargetPath); err != nil {
-		return fmt.Errorf("check mount %s: %w", req.TargetPath, err)
+	if mounted, err := mountinfo.Mounted(target); err != nil {
+		return fmt.Errorf("check mount %s: %w", target, err)
 	} else if mounted {
 		return nil
 	}
-	if err := unix.Mount(src, req.TargetPath, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("bind mount %s at %s: %w", src, req.TargetPath, err)
+	if err := unix.Mount(src, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind mount %s at %s: %w", src, target, err)
 	}
-	if req.ReadOnly {
-		if err := unix.Mount("", req.TargetPath, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
-			_ = unix.Unmount(req.TargetPath, unix.MNT_DETACH)
-			return fmt.Errorf("remount %s read-only: %w", req.TargetPath, err)
+	if readOnly {
+		if err := unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+			_ = unix.Unmount(target, unix.MNT_DETACH)
+			return fmt.Errorf("remount %s read-only: %w", target, err)
 		}
 	}
 	return nil
