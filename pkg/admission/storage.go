@@ -14,18 +14,13 @@ import (
 	"k8s.io/component-helpers/storage/volume"
 
 	"github.com/skiff/skiff/pkg/registry"
+	"github.com/skiff/skiff/pkg/registry/storageclass"
 )
 
 // Protection finalizers, as upstream's.
 const (
 	PVCProtectionFinalizer = "kubernetes.io/pvc-protection"
 	PVProtectionFinalizer  = "kubernetes.io/pv-protection"
-)
-
-// Default StorageClass annotations.
-const (
-	AnnDefaultClass     = "storageclass.kubernetes.io/is-default-class"
-	AnnBetaDefaultClass = "storageclass.beta.kubernetes.io/is-default-class"
 )
 
 // StorageObjectInUseProtection adds the protection finalizer to every
@@ -96,7 +91,7 @@ func defaultClass(classes []storagev1.StorageClass) *storagev1.StorageClass {
 	var defaults []*storagev1.StorageClass
 	for i := range classes {
 		c := &classes[i]
-		if c.Annotations[AnnDefaultClass] == "true" || c.Annotations[AnnBetaDefaultClass] == "true" {
+		if c.Annotations[storageclass.IsDefaultAnnotation] == "true" || c.Annotations[storageclass.BetaIsDefaultAnnotation] == "true" {
 			defaults = append(defaults, c)
 		}
 	}

@@ -33,7 +33,7 @@ func classStore(t *testing.T, classes ...*storagev1.StorageClass) func() *regist
 func sc(name string, isDefault bool, expand *bool) *storagev1.StorageClass {
 	c := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: name}, Provisioner: "skiff.io/local-path", AllowVolumeExpansion: expand}
 	if isDefault {
-		c.Annotations = map[string]string{AnnDefaultClass: "true"}
+		c.Annotations = map[string]string{storageclass.IsDefaultAnnotation: "true"}
 	}
 	return c
 }

@@ -58,8 +58,7 @@ const (
 
 // Annotations the binding protocol uses (upstream's names).
 const (
-	AnnSelectedNode = "volume.kubernetes.io/selected-node"
-	noProvisioner   = "kubernetes.io/no-provisioner"
+	noProvisioner = "kubernetes.io/no-provisioner"
 )
 
 // unboundClaim is a WaitForFirstConsumer claim the pod waits on.
@@ -199,7 +198,7 @@ func (v *VolumeBinding) Filter(_ context.Context, state *framework.CycleState, _
 		chosen[k] = pv
 	}
 	for _, u := range st.unbound {
-		if sel, ok := u.claim.Annotations[AnnSelectedNode]; ok && sel != ni.Node.Name {
+		if sel, ok := u.claim.Annotations[volumehelpers.AnnSelectedNode]; ok && sel != ni.Node.Name {
 			// Provisioning for another node has begun.
 			return framework.NewStatus(framework.UnschedulableAndUnresolvable, ReasonBindConflict)
 		}
@@ -319,11 +318,11 @@ func (v *VolumeBinding) PreBind(ctx context.Context, state *framework.CycleState
 		}
 	}
 	for _, c := range st.reserved.provision {
-		if c.Annotations[AnnSelectedNode] == node {
+		if c.Annotations[volumehelpers.AnnSelectedNode] == node {
 			continue
 		}
 		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{
-			"annotations":     map[string]string{AnnSelectedNode: node},
+			"annotations":     map[string]string{volumehelpers.AnnSelectedNode: node},
 			"resourceVersion": c.ResourceVersion,
 		}})
 		if _, err := v.Client.CoreV1().PersistentVolumeClaims(c.Namespace).Patch(ctx, c.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {

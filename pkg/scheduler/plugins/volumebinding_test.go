@@ -16,6 +16,7 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	storagelisters "k8s.io/client-go/listers/storage/v1"
 	"k8s.io/client-go/tools/cache"
+	volumehelpers "k8s.io/component-helpers/storage/volume"
 	testingclock "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 
@@ -136,7 +137,7 @@ func TestVolumeBindingFilter(t *testing.T) {
 	boundClaim := pvc("bound", "static", "1Gi")
 	boundClaim.Spec.VolumeName = "pv-bound"
 	selected := pvc("selected", "local", "1Gi")
-	selected.Annotations = map[string]string{AnnSelectedNode: "n2"}
+	selected.Annotations = map[string]string{volumehelpers.AnnSelectedNode: "n2"}
 	claimed := localPV("pv-claimed", "static", "1Gi", "n1")
 	claimed.Spec.ClaimRef = &corev1.ObjectReference{Namespace: "default", Name: "someone-else"}
 	prebound := localPV("pv-prebound", "static", "1Gi", "n2")
@@ -288,7 +289,7 @@ func TestPreBindProvisionSelectsNodeAndTimesOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Annotations[AnnSelectedNode] != "n2" {
+	if c.Annotations[volumehelpers.AnnSelectedNode] != "n2" {
 		t.Fatalf("annotations %v", c.Annotations)
 	}
 	for i := 0; i < 61; i++ {

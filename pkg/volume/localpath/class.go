@@ -15,6 +15,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/skiff/skiff/pkg/registry/storageclass"
 )
 
 // Names of the default class and of the provisioner that serves it.
@@ -23,20 +25,11 @@ const (
 	ProvisionerName = "skiff.io/local-path"
 )
 
-// Annotations the provisioner reads and writes (upstream's names).
-const (
-	IsDefaultClassAnnotation  = "storageclass.kubernetes.io/is-default-class"
-	SelectedNodeAnnotation    = "volume.kubernetes.io/selected-node"
-	StorageProvisionerAnno    = "volume.kubernetes.io/storage-provisioner"
-	BetaStorageProvisionerAnn = "volume.beta.kubernetes.io/storage-provisioner"
-	ProvisionedByAnnotation   = "pv.kubernetes.io/provisioned-by"
-)
-
 // DefaultClass returns the "local-path" StorageClass every cluster starts
 // with.
 func DefaultClass() *storagev1.StorageClass {
 	return &storagev1.StorageClass{
-		ObjectMeta:        metav1.ObjectMeta{Name: ClassName, Annotations: map[string]string{IsDefaultClassAnnotation: "true"}},
+		ObjectMeta:        metav1.ObjectMeta{Name: ClassName, Annotations: map[string]string{storageclass.IsDefaultAnnotation: "true"}},
 		Provisioner:       ProvisionerName,
 		ReclaimPolicy:     ptr.To(corev1.PersistentVolumeReclaimDelete),
 		VolumeBindingMode: ptr.To(storagev1.VolumeBindingWaitForFirstConsumer),

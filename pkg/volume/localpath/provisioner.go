@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+	volumehelpers "k8s.io/component-helpers/storage/volume"
 	"k8s.io/utils/ptr"
 )
 
@@ -159,10 +160,10 @@ func (p *Provisioner) volumeDir(claim *corev1.PersistentVolumeClaim) string {
 // wantsUs reports whether the claim waits for this node's provisioner.
 func (p *Provisioner) wantsUs(claim *corev1.PersistentVolumeClaim) bool {
 	a := claim.Annotations
-	if claim.Spec.VolumeName != "" || claim.DeletionTimestamp != nil || a[SelectedNodeAnnotation] != p.cfg.NodeName {
+	if claim.Spec.VolumeName != "" || claim.DeletionTimestamp != nil || a[volumehelpers.AnnSelectedNode] != p.cfg.NodeName {
 		return false
 	}
-	return a[StorageProvisionerAnno] == ProvisionerName || a[BetaStorageProvisionerAnn] == ProvisionerName
+	return a[volumehelpers.AnnStorageProvisioner] == ProvisionerName || a[volumehelpers.AnnBetaStorageProvisioner] == ProvisionerName
 }
 
 func (p *Provisioner) syncClaim(ctx context.Context, ns, name string) error {
@@ -216,7 +217,7 @@ func (p *Provisioner) syncClaim(ctx context.Context, ns, name string) error {
 		reclaim = *class.ReclaimPolicy
 	}
 	pv := &corev1.PersistentVolume{
-		ObjectMeta: metav1.ObjectMeta{Name: pvName, Annotations: map[string]string{ProvisionedByAnnotation: ProvisionerName}},
+		ObjectMeta: metav1.ObjectMeta{Name: pvName, Annotations: map[string]string{volumehelpers.AnnDynamicallyProvisioned: ProvisionerName}},
 		Spec: corev1.PersistentVolumeSpec{
 			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: size},
 			AccessModes:                   claim.Spec.AccessModes,
@@ -263,7 +264,7 @@ func (p *Provisioner) syncVolume(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if pv.Annotations[ProvisionedByAnnotation] != ProvisionerName || !p.onThisNode(pv) || pv.DeletionTimestamp != nil ||
+	if pv.Annotations[volumehelpers.AnnDynamicallyProvisioned] != ProvisionerName || !p.onThisNode(pv) || pv.DeletionTimestamp != nil ||
 		pv.Status.Phase != corev1.VolumeReleased || pv.Spec.PersistentVolumeReclaimPolicy != corev1.PersistentVolumeReclaimDelete {
 		return nil
 	}

@@ -15,13 +15,16 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/record"
+	volumehelpers "k8s.io/component-helpers/storage/volume"
 	"k8s.io/utils/ptr"
+
+	"github.com/skiff/skiff/pkg/registry/storageclass"
 )
 
 func claim(node string) *corev1.PersistentVolumeClaim {
 	return &corev1.PersistentVolumeClaim{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "data", UID: "u1", Annotations: map[string]string{
-			SelectedNodeAnnotation: node, StorageProvisionerAnno: ProvisionerName}},
+			volumehelpers.AnnSelectedNode: node, volumehelpers.AnnStorageProvisioner: ProvisionerName}},
 		Spec: corev1.PersistentVolumeClaimSpec{
 			StorageClassName: ptr.To(ClassName),
 			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
@@ -87,7 +90,7 @@ func TestProvisionsSelectedClaim(t *testing.T) {
 		t.Errorf("claimRef %+v", pv.Spec.ClaimRef)
 	}
 	if pv.Spec.PersistentVolumeReclaimPolicy != corev1.PersistentVolumeReclaimDelete || pv.Spec.StorageClassName != ClassName ||
-		pv.Annotations[ProvisionedByAnnotation] != ProvisionerName || len(pv.Spec.AccessModes) != 1 {
+		pv.Annotations[volumehelpers.AnnDynamicallyProvisioned] != ProvisionerName || len(pv.Spec.AccessModes) != 1 {
 		t.Errorf("pv %+v", pv)
 	}
 	terms := pv.Spec.NodeAffinity.Required.NodeSelectorTerms
@@ -105,7 +108,7 @@ func TestLeavesOtherClaims(t *testing.T) {
 	other.Name, other.UID = "other", "u2"
 	unannotated := claim("n1")
 	unannotated.Name, unannotated.UID = "plain", "u3"
-	delete(unannotated.Annotations, StorageProvisionerAnno)
+	delete(unannotated.Annotations, volumehelpers.AnnStorageProvisioner)
 	bound := claim("n1")
 	bound.Name, bound.UID, bound.Spec.VolumeName = "bound", "u4", "pv-x"
 	p, client, _, _ := start(t, other, unannotated, bound, DefaultClass())
@@ -132,7 +135,7 @@ func TestMissingClassRetries(t *testing.T) {
 
 func released(name, path, node string) *corev1.PersistentVolume {
 	return &corev1.PersistentVolume{
-		ObjectMeta: metav1.ObjectMeta{Name: name, UID: "pvuid", Annotations: map[string]string{ProvisionedByAnnotation: ProvisionerName}},
+		ObjectMeta: metav1.ObjectMeta{Name: name, UID: "pvuid", Annotations: map[string]string{volumehelpers.AnnDynamicallyProvisioned: ProvisionerName}},
 		Spec: corev1.PersistentVolumeSpec{
 			PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimDelete,
 			PersistentVolumeSource:        corev1.PersistentVolumeSource{Local: &corev1.LocalVolumeSource{Path: path}},
@@ -202,7 +205,7 @@ func TestDeletesReleasedVolume(t *testing.T) {
 
 func TestEnsureDefaultClassKeepsEdits(t *testing.T) {
 	edited := DefaultClass()
-	edited.Annotations[IsDefaultClassAnnotation] = "false"
+	edited.Annotations[storageclass.IsDefaultAnnotation] = "false"
 	client := fake.NewSimpleClientset(edited)
 	create := func(ctx context.Context, sc *storagev1.StorageClass) error {
 		_, err := client.StorageV1().StorageClasses().Create(ctx, sc, metav1.CreateOptions{})
@@ -212,7 +215,7 @@ func TestEnsureDefaultClassKeepsEdits(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _ := client.StorageV1().StorageClasses().Get(context.Background(), ClassName, metav1.GetOptions{})
-	if got.Annotations[IsDefaultClassAnnotation] != "false" {
+	if got.Annotations[storageclass.IsDefaultAnnotation] != "false" {
 		t.Error("user's edit overwritten")
 	}
 	empty := fake.NewSimpleClientset()
