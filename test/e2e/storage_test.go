@@ -176,13 +176,21 @@ func TestPersistentVolumesAndClaims(t *testing.T) {
 		t.Fatalf("Retain lost the data: %v", err)
 	}
 
-	// A claim nothing satisfies stays Pending and says why.
+	// Claims nothing satisfies stay Pending and say why, in upstream's
+	// words: one of a class that does not exist, one of no class.
 	k.MustIn(t, c, pvcYAML("nothing", "manual"), "create", "-f", "-")
-	framework.Eventually(t, 20*time.Second, "FailedBinding event", func() bool {
-		return strings.Contains(k.Run(c, "", nil, "describe", "pvc", "nothing").Stdout, "FailedBinding")
-	})
-	if pvc, _ := claimPhase(t, c, "nothing"); pvc.Status.Phase != corev1.ClaimPending {
-		t.Fatalf("claim without a volume is %s", pvc.Status.Phase)
+	k.MustIn(t, c, pvcYAML("classless", `""`), "create", "-f", "-")
+	for claim, want := range map[string][2]string{
+		"nothing":   {"ProvisioningFailed", `persistentvolume-controller  storageclass.storage.k8s.io "manual" not found`},
+		"classless": {"FailedBinding", "persistentvolume-controller  no persistent volumes available for this claim and no storage class is set"},
+	} {
+		framework.Eventually(t, 20*time.Second, claim+"'s "+want[0]+" event", func() bool {
+			out := k.Run(c, "", nil, "describe", "pvc", claim).Stdout
+			return strings.Contains(out, want[0]) && strings.Contains(out, want[1])
+		})
+		if pvc, _ := claimPhase(t, c, claim); pvc.Status.Phase != corev1.ClaimPending {
+			t.Fatalf("claim %s without a volume is %s", claim, pvc.Status.Phase)
+		}
 	}
 
 	// Bad input: invalid PV, claim without a size, shrinking a claim.
