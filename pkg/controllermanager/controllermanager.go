@@ -38,6 +38,7 @@ import (
 	"github.com/skiff/skiff/pkg/controller/rootcacert"
 	"github.com/skiff/skiff/pkg/controller/serviceaccount"
 	"github.com/skiff/skiff/pkg/controller/servicelb"
+	"github.com/skiff/skiff/pkg/controller/statefulset"
 	"github.com/skiff/skiff/pkg/controller/ttlafterfinished"
 	"github.com/skiff/skiff/pkg/controller/volume/persistentvolume"
 	"github.com/skiff/skiff/pkg/controller/volume/pvcprotection"
@@ -108,6 +109,10 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 	ds, err := daemonset.New(client, f, clock.RealClock{}, log.With("controller", "daemonset"))
 	if err != nil {
 		return fmt.Errorf("daemonset controller: %w", err)
+	}
+	sts, err := statefulset.New(client, f, clock.RealClock{}, log.With("controller", "statefulset"))
+	if err != nil {
+		return fmt.Errorf("statefulset controller: %w", err)
 	}
 	deploy, err := deployment.New(client, f, clock.RealClock{}, log.With("controller", "deployment"))
 	if err != nil {
@@ -184,7 +189,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 	}
 	for _, run := range []func(){
 		func() { deploy.Run(ctx, 5) }, func() { eps.Run(ctx, 5) }, func() { lb.Run(ctx, 2) },
-		func() { slices.Run(ctx, 5) }, func() { mirror.Run(ctx, 2) }, func() { rs.Run(ctx, 5) }, func() { ds.Run(ctx, 2) },
+		func() { slices.Run(ctx, 5) }, func() { mirror.Run(ctx, 2) }, func() { rs.Run(ctx, 5) }, func() { ds.Run(ctx, 2) }, func() { sts.Run(ctx, 5) },
 		func() { rc.Run(ctx, 5) }, func() { jobs.Run(ctx, 5) }, func() { cj.Run(ctx, 5) },
 		func() { ttl.Run(ctx, 2) }, func() { sa.Run(ctx, 2) }, func() { ca.Run(ctx, 2) },
 		func() { ns.Run(ctx, 5) }, func() { rq.Run(ctx, 5) },

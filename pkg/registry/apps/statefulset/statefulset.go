@@ -4,6 +4,7 @@ package statefulset
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -116,10 +117,24 @@ func (strategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field
 	return errs
 }
 
+// withClaimVolumes is the set's template with a volume for each claim
+// template the pods mount, as the controller makes them.
+func withClaimVolumes(s *appsv1.StatefulSet) *corev1.PodTemplateSpec {
+	t := s.Spec.Template.DeepCopy()
+	for _, c := range s.Spec.VolumeClaimTemplates {
+		if !slices.ContainsFunc(t.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == c.Name }) {
+			t.Spec.Volumes = append(t.Spec.Volumes, corev1.Volume{Name: c.Name, VolumeSource: corev1.VolumeSource{
+				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: c.Name},
+			}})
+		}
+	}
+	return t
+}
+
 func validate(s *appsv1.StatefulSet) field.ErrorList {
 	spec := field.NewPath("spec")
 	errs := pod.ValidateReplicas(s.Spec.Replicas, spec.Child("replicas"))
-	errs = append(errs, pod.ValidateSelectedTemplate(s.Spec.Selector, &s.Spec.Template, spec)...)
+	errs = append(errs, pod.ValidateSelectedTemplate(s.Spec.Selector, withClaimVolumes(s), spec)...)
 	if p := s.Spec.Template.Spec.RestartPolicy; p != "" && p != "Always" {
 		errs = append(errs, field.NotSupported(spec.Child("template", "spec", "restartPolicy"), p, []string{"Always"}))
 	}
