@@ -107,6 +107,22 @@ spec:
 		}
 		return onNodes("sim-1")()
 	})
+	// Each template is a revision; undo goes back to the previous one.
+	if hist := k.Must(t, c, "rollout", "history", "ds/agent"); !strings.Contains(hist, "1 ") || !strings.Contains(hist, "2 ") {
+		t.Fatalf("rollout history ds/agent:\n%s", hist)
+	}
+	k.Must(t, c, "rollout", "undo", "ds/agent")
+	framework.Eventually(t, 15*time.Second, "rolled back to v1", func() bool {
+		for _, p := range podsLabelled(t, c, "agent") {
+			if p.Spec.Containers[0].Image != "registry.local/agent:v1" {
+				return false
+			}
+		}
+		return onNodes("sim-1")()
+	})
+	if hist := k.Must(t, c, "rollout", "history", "ds/agent"); !strings.Contains(hist, "2 ") || !strings.Contains(hist, "3 ") || strings.Contains(hist, "\n1 ") {
+		t.Fatalf("rollout history ds/agent after undo (v1 renumbered 3):\n%s", hist)
+	}
 	ds, err := c.Client().AppsV1().DaemonSets("default").Get(context.Background(), "agent", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)

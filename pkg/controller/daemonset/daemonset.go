@@ -6,15 +6,14 @@
 // metadata.name, which the scheduler honours), removed from nodes that
 // stop being eligible, and replaced when deleted. Status reports
 // desired/current/ready/available/misscheduled/updated numbers.
-// Templates changes roll out (RollingUpdate, maxUnavailable) or wait for
-// pods to be deleted (OnDelete).
+// Templates are kept as ControllerRevisions (so `kubectl rollout history`
+// and `undo` work); changes roll out (RollingUpdate: maxUnavailable, or
+// maxSurge, which starts the new pod beside the old and removes the old
+// once the new is Ready) or wait for pods to be deleted (OnDelete).
 package daemonset
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"reflect"
@@ -39,37 +38,46 @@ import (
 	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 
+	"github.com/skiff/skiff/pkg/controller/claim"
 	"github.com/skiff/skiff/pkg/controller/expectations"
+	"github.com/skiff/skiff/pkg/controller/history"
 	"github.com/skiff/skiff/pkg/controller/typedhandler"
 	"github.com/skiff/skiff/pkg/controller/workers"
 )
 
-// TemplateHashLabel marks a DaemonSet pod with the template it came from
-// (upstream's controller-revision-hash).
+// TemplateHashLabel marks a DaemonSet pod with the hash of the revision
+// it came from (upstream's controller-revision-hash).
 const TemplateHashLabel = appsv1.DefaultDaemonSetUniqueLabelKey
 
 var gvk = appsv1.SchemeGroupVersion.WithKind("DaemonSet")
 
 // Controller runs DaemonSets.
 type Controller struct {
-	client   kubernetes.Interface
-	sets     appslisters.DaemonSetLister
-	nodes    corelisters.NodeLister
-	pods     corelisters.PodLister
-	queue    workqueue.TypedRateLimitingInterface[string]
-	exp      *expectations.Expectations
-	recorder record.EventRecorder
-	log      *slog.Logger
+	client    kubernetes.Interface
+	sets      appslisters.DaemonSetLister
+	nodes     corelisters.NodeLister
+	pods      corelisters.PodLister
+	revisions appslisters.ControllerRevisionLister
+	history   history.Store
+	queue     workqueue.TypedRateLimitingInterface[string]
+	exp       *expectations.Expectations
+	recorder  record.EventRecorder
+	log       *slog.Logger
 }
 
 // New returns a Controller fed by f's informers.
 func New(client kubernetes.Interface, f informers.SharedInformerFactory, clk clock.Clock, log *slog.Logger) (*Controller, error) {
 	c := &Controller{client: client, sets: f.Apps().V1().DaemonSets().Lister(), nodes: f.Core().V1().Nodes().Lister(),
-		pods: f.Core().V1().Pods().Lister(), log: log, exp: expectations.New(clk),
+		pods: f.Core().V1().Pods().Lister(), revisions: f.Apps().V1().ControllerRevisions().Lister(),
+		history: history.Store{Client: client}, log: log, exp: expectations.New(clk),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "daemonset"})}
 	if _, err := f.Apps().V1().DaemonSets().Informer().AddEventHandler(typedhandler.Keys(c.queue.Add)); err != nil {
+		return nil, err
+	}
+	if _, err := f.Apps().V1().ControllerRevisions().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{}); err != nil {
 		return nil, err
 	}
 	all := func(any) { c.enqueueAll() }
@@ -133,11 +141,44 @@ func (c *Controller) Run(ctx context.Context, n int) {
 	workers.Run(ctx, c.queue, n, c.sync, c.log)
 }
 
-// templateHash identifies a template version.
-func templateHash(t *corev1.PodTemplateSpec) string {
-	b, _ := json.Marshal(t)
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:5])
+// revisions returns the DaemonSet's update revision (that of its
+// template, made or renumbered to be the newest) and all its revisions,
+// oldest first, adopting matching orphans.
+func (c *Controller) revisionsOf(ctx context.Context, ds *appsv1.DaemonSet, sel labels.Selector, collisions *int32) (*appsv1.ControllerRevision, []*appsv1.ControllerRevision, error) {
+	all, err := c.revisions.ControllerRevisions(ds.Namespace).List(labels.Everything())
+	if err != nil {
+		return nil, nil, err
+	}
+	revs, err := claim.Objects(ctx, claim.Owner{Meta: ds, Kind: gvk, Selector: sel}, all, c.patchRevision, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	revs = append([]*appsv1.ControllerRevision(nil), revs...)
+	history.Sort(revs)
+	data, err := history.Patch(&ds.Spec.Template)
+	if err != nil {
+		return nil, nil, err
+	}
+	probe := &appsv1.ControllerRevision{Data: data}
+	var update *appsv1.ControllerRevision
+	for _, r := range revs {
+		if history.Equal(r, probe) {
+			update = r
+		}
+	}
+	switch {
+	case update == nil:
+		update, err = c.history.Create(ctx, ds, gvk, ds.Spec.Template.Labels, data, history.Next(revs), collisions)
+		revs = append(revs, update)
+	case update != revs[len(revs)-1]:
+		update, err = c.history.Renumber(ctx, update, history.Next(revs))
+	}
+	return update, revs, err
+}
+
+func (c *Controller) patchRevision(ctx context.Context, r *appsv1.ControllerRevision, patch []byte) error {
+	_, err := c.client.AppsV1().ControllerRevisions(r.Namespace).Patch(ctx, r.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+	return err
 }
 
 // daemonTolerations are the tolerations upstream adds to DaemonSet pods so
@@ -217,11 +258,18 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		}
 		byNode[podNode(p)] = append(byNode[podNode(p)], p)
 	}
-	hash := templateHash(&ds.Spec.Template)
+	collisions := ptr.Deref(ds.Status.CollisionCount, 0)
+	update, revs, err := c.revisionsOf(ctx, ds, sel, &collisions)
+	if err != nil {
+		return err
+	}
+	hash := update.Labels[appsv1.ControllerRevisionHashLabelKey]
+	surge := surges(ds)
 	var st appsv1.DaemonSetStatus
 	var create []string
 	var remove []*corev1.Pod
 	var outdated []*corev1.Pod
+	surging := 0
 	for _, n := range nodes {
 		pods := byNode[n.Name]
 		delete(byNode, n.Name)
@@ -239,18 +287,43 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 			continue
 		}
 		sort.Slice(pods, func(i, j int) bool { return pods[i].CreationTimestamp.Before(&pods[j].CreationTimestamp) })
-		remove = append(remove, pods[1:]...) // one per node
-		p := pods[0]
+		var fresh, old []*corev1.Pod
+		for _, p := range pods {
+			if p.Labels[TemplateHashLabel] == hash {
+				fresh = append(fresh, p)
+			} else {
+				old = append(old, p)
+			}
+		}
 		st.CurrentNumberScheduled++
-		ready := isReady(p)
-		if ready {
+		var p *corev1.Pod
+		switch {
+		case surge && len(fresh) > 0:
+			// Surge: the new pod replaces the old ones once Ready.
+			p = fresh[0]
+			remove = append(remove, fresh[1:]...)
+			if isReady(p) {
+				remove = append(remove, old...)
+			} else if len(old) > 0 {
+				surging++
+				if isReady(old[0]) {
+					p = old[0]
+				}
+				remove = append(remove, old[1:]...)
+			}
+		default:
+			p = pods[0]
+			remove = append(remove, pods[1:]...) // one per node
+			if p.Labels[TemplateHashLabel] != hash {
+				outdated = append(outdated, p)
+			}
+		}
+		if isReady(p) {
 			st.NumberReady++
 			st.NumberAvailable++
 		}
-		if p.Labels[TemplateHashLabel] == hash {
+		if len(fresh) > 0 && (surge || p == fresh[0]) {
 			st.UpdatedNumberScheduled++
-		} else {
-			outdated = append(outdated, p)
 		}
 	}
 	for _, pods := range byNode { // pods on nodes that no longer exist
@@ -258,6 +331,13 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	}
 	st.NumberUnavailable = st.DesiredNumberScheduled - st.NumberAvailable
 	if ds.DeletionTimestamp == nil && c.exp.Satisfied(key) {
+		if ds.Spec.UpdateStrategy.Type != appsv1.OnDeleteDaemonSetStrategyType {
+			more, less, err := rollOut(ds, outdated, st, surge, surging)
+			if err != nil {
+				return err
+			}
+			create, remove = append(create, more...), append(remove, less...)
+		}
 		uids := make([]types.UID, len(remove))
 		for i, p := range remove {
 			uids[i] = p.UID
@@ -273,14 +353,9 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 				return err
 			}
 		}
-		if ds.Spec.UpdateStrategy.Type != appsv1.OnDeleteDaemonSetStrategyType {
-			if err := c.rollOut(ctx, ds, outdated, st); err != nil {
-				return err
-			}
-		}
 	}
 	st.ObservedGeneration = ds.Generation
-	st.Conditions, st.CollisionCount = ds.Status.Conditions, ds.Status.CollisionCount
+	st.Conditions, st.CollisionCount = ds.Status.Conditions, &collisions
 	if !reflect.DeepEqual(st, ds.Status) {
 		ds = ds.DeepCopy()
 		ds.Status = st
@@ -289,23 +364,69 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 			return err
 		}
 	}
-	return nil
+	return c.truncate(ctx, ds, all, update, revs)
 }
 
-// rollOut deletes outdated pods (they come back from the new template)
-// while no more than maxUnavailable pods are unavailable.
-func (c *Controller) rollOut(ctx context.Context, ds *appsv1.DaemonSet, outdated []*corev1.Pod, st appsv1.DaemonSetStatus) error {
+// truncate deletes revisions beyond revisionHistoryLimit that neither
+// the template nor any pod uses.
+func (c *Controller) truncate(ctx context.Context, ds *appsv1.DaemonSet, pods []*corev1.Pod, update *appsv1.ControllerRevision, revs []*appsv1.ControllerRevision) error {
+	hashes := map[string]bool{}
+	for _, p := range pods {
+		hashes[p.Labels[TemplateHashLabel]] = true
+	}
+	live := map[string]bool{update.Name: true}
+	for _, r := range revs {
+		if hashes[r.Labels[appsv1.ControllerRevisionHashLabelKey]] {
+			live[r.Name] = true
+		}
+	}
+	return c.history.Truncate(ctx, revs, live, ptr.Deref(ds.Spec.RevisionHistoryLimit, 10))
+}
+
+// surges reports whether a rolling update starts new pods beside the old
+// (a non-zero maxSurge) rather than deleting first.
+func surges(ds *appsv1.DaemonSet) bool {
+	ru := ds.Spec.UpdateStrategy.RollingUpdate
+	if ds.Spec.UpdateStrategy.Type == appsv1.OnDeleteDaemonSetStrategyType || ru == nil || ru.MaxSurge == nil {
+		return false
+	}
+	return ru.MaxSurge.String() != "0" && ru.MaxSurge.String() != "0%"
+}
+
+// rollOut picks what a rolling update does next: with surge, new pods
+// beside outdated ones (on as many nodes as maxSurge allows, counting
+// those surging already; an outdated pod that is not Ready is simply
+// deleted); without, outdated pods deleted (they come back from the new
+// template) while no more than maxUnavailable pods are unavailable.
+func rollOut(ds *appsv1.DaemonSet, outdated []*corev1.Pod, st appsv1.DaemonSetStatus, surge bool, surging int) (create []string, remove []*corev1.Pod, err error) {
+	// Unavailable outdated pods go first: they cost nothing.
+	sort.SliceStable(outdated, func(i, j int) bool { return !isReady(outdated[i]) && isReady(outdated[j]) })
+	if surge {
+		n, err := intstr.GetScaledValueFromIntOrPercent(ds.Spec.UpdateStrategy.RollingUpdate.MaxSurge, int(st.DesiredNumberScheduled), true)
+		if err != nil {
+			return nil, nil, err
+		}
+		budget := n - surging
+		for _, p := range outdated {
+			switch {
+			case !isReady(p):
+				remove = append(remove, p)
+			case budget > 0:
+				create = append(create, podNode(p))
+				budget--
+			}
+		}
+		return create, remove, nil
+	}
 	maxUnavailable := intstr.FromInt32(1)
 	if ru := ds.Spec.UpdateStrategy.RollingUpdate; ru != nil && ru.MaxUnavailable != nil {
 		maxUnavailable = *ru.MaxUnavailable
 	}
 	budget, err := intstr.GetScaledValueFromIntOrPercent(&maxUnavailable, int(st.DesiredNumberScheduled), true)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	budget = max(budget, 1) - int(st.NumberUnavailable)
-	// Unavailable outdated pods go first: they cost nothing.
-	sort.SliceStable(outdated, func(i, j int) bool { return !isReady(outdated[i]) && isReady(outdated[j]) })
 	for _, p := range outdated {
 		if isReady(p) {
 			if budget <= 0 {
@@ -313,11 +434,9 @@ func (c *Controller) rollOut(ctx context.Context, ds *appsv1.DaemonSet, outdated
 			}
 			budget--
 		}
-		if err := c.deletePod(ctx, ds, p); err != nil {
-			return err
-		}
+		remove = append(remove, p)
 	}
-	return nil
+	return nil, remove, nil
 }
 
 func isReady(p *corev1.Pod) bool {
