@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"slices"
 	"sort"
 
 	"github.com/skiff/skiff/pkg/controller/recorder"
@@ -155,23 +156,9 @@ func (c *Controller) revisionsOf(ctx context.Context, ds *appsv1.DaemonSet, sel 
 	}
 	revs = append([]*appsv1.ControllerRevision(nil), revs...)
 	history.Sort(revs)
-	data, err := history.Patch(&ds.Spec.Template)
-	if err != nil {
-		return nil, nil, err
-	}
-	probe := &appsv1.ControllerRevision{Data: data}
-	var update *appsv1.ControllerRevision
-	for _, r := range revs {
-		if history.Equal(r, probe) {
-			update = r
-		}
-	}
-	switch {
-	case update == nil:
-		update, err = c.history.Create(ctx, ds, gvk, ds.Spec.Template.Labels, data, history.Next(revs), collisions)
+	update, err := c.history.ForTemplate(ctx, ds, gvk, &ds.Spec.Template, revs, collisions)
+	if err == nil && !slices.ContainsFunc(revs, func(r *appsv1.ControllerRevision) bool { return r.Name == update.Name }) {
 		revs = append(revs, update)
-	case update != revs[len(revs)-1]:
-		update, err = c.history.Renumber(ctx, update, history.Next(revs))
 	}
 	return update, revs, err
 }

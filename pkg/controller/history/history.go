@@ -194,3 +194,27 @@ func (s Store) Truncate(ctx context.Context, revs []*appsv1.ControllerRevision, 
 	}
 	return nil
 }
+
+// ForTemplate returns owner's revision of template, given its revisions
+// revs (sorted): an equal one, renumbered to be the newest if it is not,
+// or a new one.
+func (s Store) ForTemplate(ctx context.Context, owner metav1.Object, kind schema.GroupVersionKind, template *corev1.PodTemplateSpec, revs []*appsv1.ControllerRevision, collisionCount *int32) (*appsv1.ControllerRevision, error) {
+	data, err := Patch(template)
+	if err != nil {
+		return nil, err
+	}
+	probe := &appsv1.ControllerRevision{Data: data}
+	var equal *appsv1.ControllerRevision
+	for _, r := range revs {
+		if Equal(r, probe) {
+			equal = r
+		}
+	}
+	switch {
+	case equal == nil:
+		return s.Create(ctx, owner, kind, template.Labels, data, Next(revs), collisionCount)
+	case equal != revs[len(revs)-1]:
+		return s.Renumber(ctx, equal, Next(revs))
+	}
+	return equal, nil
+}

@@ -184,22 +184,7 @@ func (c *Controller) patchRevision(ctx context.Context, r *appsv1.ControllerRevi
 // or the update revision for a new set) and its update revision (that of
 // its template, made or renumbered to be the newest).
 func (c *Controller) revisionsOf(ctx context.Context, set *appsv1.StatefulSet, revs []*appsv1.ControllerRevision, collisions *int32) (current, update *appsv1.ControllerRevision, err error) {
-	data, err := history.Patch(&set.Spec.Template)
-	if err != nil {
-		return nil, nil, err
-	}
-	probe := &appsv1.ControllerRevision{Data: data}
-	for _, r := range revs {
-		if history.Equal(r, probe) {
-			update = r
-		}
-	}
-	switch {
-	case update == nil:
-		update, err = c.history.Create(ctx, set, gvk, set.Spec.Template.Labels, data, history.Next(revs), collisions)
-	case update != revs[len(revs)-1]:
-		update, err = c.history.Renumber(ctx, update, history.Next(revs))
-	}
+	update, err = c.history.ForTemplate(ctx, set, gvk, &set.Spec.Template, revs, collisions)
 	if err != nil {
 		return nil, nil, err
 	}
