@@ -284,8 +284,14 @@ func (r *run) manage(ctx context.Context, pods []*corev1.Pod) error {
 	if firstErr != nil {
 		return firstErr
 	}
-	// Scale down, highest ordinal first; one at a time and only while
-	// every other pod is healthy when ordered.
+	// Scale down, highest ordinal first; when ordered, one at a time and
+	// only while every other pod is healthy (the pod going may be not).
+	unhealthy := map[*corev1.Pod]bool{}
+	for _, p := range condemned {
+		if !r.healthy(p) {
+			unhealthy[p] = true
+		}
+	}
 	for _, p := range condemned {
 		if p.DeletionTimestamp != nil {
 			if monotonic {
@@ -293,7 +299,7 @@ func (r *run) manage(ctx context.Context, pods []*corev1.Pod) error {
 			}
 			continue
 		}
-		if monotonic && !allHealthy {
+		if monotonic && (!allHealthy || len(unhealthy) > 1 || len(unhealthy) == 1 && !unhealthy[p]) {
 			return nil
 		}
 		if err := r.ensureClaims(ctx, p, true); err != nil {
