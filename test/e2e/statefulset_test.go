@@ -123,10 +123,10 @@ func (l *podLog) observe(typ watch.EventType, p *corev1.Pod) {
 		l.ready[p.Name] = false
 		return
 	}
-	l.ready[p.Name] = readySince(p)
+	l.ready[p.Name] = podReady(p)
 }
 
-func readySince(p *corev1.Pod) bool {
+func podReady(p *corev1.Pod) bool {
 	for _, c := range p.Status.Conditions {
 		if c.Type == corev1.PodReady {
 			return c.Status == corev1.ConditionTrue && p.DeletionTimestamp == nil
@@ -206,7 +206,7 @@ func TestStatefulSet(t *testing.T) {
 	framework.Eventually(t, 60*time.Second, "web-1 back and Ready", func() bool {
 		p, err := pods.Get(ctx, "web-1", metav1.GetOptions{})
 		web1 = p
-		return err == nil && p.UID != old.UID && readySince(p)
+		return err == nil && p.UID != old.UID && podReady(p)
 	})
 	if got := name("web-1"); got != "web-1" {
 		t.Fatalf("new web-1's volume holds %q", got)
@@ -256,7 +256,7 @@ func TestStatefulSet(t *testing.T) {
 	k.Must(t, c, "exec", "web-0", "--", "rm", "/tmp/ready")
 	framework.Eventually(t, 20*time.Second, "web-0 unready", func() bool {
 		p, err := pods.Get(ctx, "web-0", metav1.GetOptions{})
-		return err == nil && !readySince(p)
+		return err == nil && !podReady(p)
 	})
 	k.Must(t, c, "scale", "sts/web", "--replicas=2")
 	time.Sleep(3 * time.Second)
@@ -277,7 +277,7 @@ func TestStatefulSet(t *testing.T) {
 	k.Must(t, c, "set", "image", "sts/web", "main="+statefulAlias)
 	image := func(pod string) string {
 		p, err := pods.Get(ctx, pod, metav1.GetOptions{})
-		if err != nil || !readySince(p) {
+		if err != nil || !podReady(p) {
 			return ""
 		}
 		return p.Spec.Containers[0].Image
