@@ -145,6 +145,9 @@ func (k *Kubelet) syncPod(ctx context.Context, uid types.UID, ns, name string) (
 		if msg := k.cfg.Sysctls.Admit(pod); msg != "" {
 			return false, k.rejectPod(ctx, pod, sysctl.ForbiddenReason, msg)
 		}
+		if pod.Status.StartTime == nil && k.hostPortConflict(pod) {
+			return false, k.rejectPod(ctx, pod, NodePortsReason, "Predicate NodePorts failed: node(s) didn't have free ports for the requested pod ports")
+		}
 	}
 	// Probe workers live as long as the pod's worker (ctx).
 	k.probes.AddPod(ctx, pod)

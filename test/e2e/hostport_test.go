@@ -209,6 +209,14 @@ func TestHostPortsByHostIPAndProtocol(t *testing.T) {
 		b, _ := io.ReadAll(conn)
 		return strings.Contains(string(b), "pod1")
 	})
+	// A pod bound to the node past the scheduler, asking for a host port
+	// a running pod holds, is rejected by the kubelet.
+	k.MustIn(t, c, testServerPod("pod4", "  nodeName: "+framework.NodeName+"\n", fmt.Sprintf(`    ports:
+    - {containerPort: 8080, hostPort: %d, protocol: TCP}
+`, port)), "create", "-f", "-")
+	if p := waitPod(t, c, "pod4", 30*time.Second, "Failed", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed }); p.Status.Reason != "NodePorts" {
+		t.Fatalf("pod with a taken host port failed with reason %q: %s", p.Status.Reason, p.Status.Message)
+	}
 	// Deleting a pod withdraws its host port.
 	k.Must(t, c, "delete", "pod", "pod2", "--wait")
 	framework.Eventually(t, 30*time.Second, "the node IP's TCP host port is withdrawn", func() bool {
