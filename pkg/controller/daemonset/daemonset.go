@@ -78,9 +78,6 @@ func New(client kubernetes.Interface, f informers.SharedInformerFactory, clk clo
 	if _, err := f.Apps().V1().DaemonSets().Informer().AddEventHandler(typedhandler.Keys(c.queue.Add)); err != nil {
 		return nil, err
 	}
-	if _, err := f.Apps().V1().ControllerRevisions().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{}); err != nil {
-		return nil, err
-	}
 	all := func(any) { c.enqueueAll() }
 	if _, err := f.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: all, DeleteFunc: all,

@@ -7,6 +7,8 @@
 package history
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,7 +18,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -102,26 +103,12 @@ func New(owner metav1.Object, kind schema.GroupVersionKind, templateLabels map[s
 }
 
 // Equal reports whether two revisions hold the same template.
-func Equal(a, b *appsv1.ControllerRevision) bool {
-	return apiequality.Semantic.DeepEqual(a.Data.Raw, b.Data.Raw)
-}
+func Equal(a, b *appsv1.ControllerRevision) bool { return bytes.Equal(a.Data.Raw, b.Data.Raw) }
 
 // Sort orders revisions oldest first (by number, then name).
 func Sort(revs []*appsv1.ControllerRevision) {
 	slices.SortFunc(revs, func(a, b *appsv1.ControllerRevision) int {
-		if a.Revision != b.Revision {
-			if a.Revision < b.Revision {
-				return -1
-			}
-			return 1
-		}
-		if a.Name < b.Name {
-			return -1
-		}
-		if a.Name > b.Name {
-			return 1
-		}
-		return 0
+		return cmp.Or(cmp.Compare(a.Revision, b.Revision), cmp.Compare(a.Name, b.Name))
 	})
 }
 

@@ -68,12 +68,6 @@ func New(client kubernetes.Interface, f informers.SharedInformerFactory, clk clo
 	if _, err := f.Apps().V1().StatefulSets().Informer().AddEventHandler(typedhandler.Keys(c.queue.Add)); err != nil {
 		return nil, err
 	}
-	if _, err := f.Core().V1().PersistentVolumeClaims().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{}); err != nil {
-		return nil, err
-	}
-	if _, err := f.Apps().V1().ControllerRevisions().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{}); err != nil {
-		return nil, err
-	}
 	_, err := f.Core().V1().Pods().Informer().AddEventHandler(typedhandler.Funcs(
 		func(p *corev1.Pod) { c.onPod(nil, p) },
 		func(old, p *corev1.Pod) { c.onPod(old, p) },
@@ -167,7 +161,10 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if r.requeue > 0 {
 		c.queue.AddAfter(key, r.requeue)
 	}
-	return c.truncate(ctx, set, pods, current, update)
+	if !slices.ContainsFunc(revs, func(r *appsv1.ControllerRevision) bool { return r.Name == update.Name }) {
+		revs = append(revs, update)
+	}
+	return c.truncate(ctx, set, pods, revs, current, update)
 }
 
 func (c *Controller) patchPod(ctx context.Context, p *corev1.Pod, patch []byte) error {

@@ -10,6 +10,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -76,24 +77,13 @@ func (w *world) refresh() {
 		if err != nil {
 			w.t.Fatal(err)
 		}
-		var items []any
-		switch l := list.(type) {
-		case *corev1.PodList:
-			for i := range l.Items {
-				items = append(items, &l.Items[i])
-			}
-		case *corev1.PersistentVolumeClaimList:
-			for i := range l.Items {
-				items = append(items, &l.Items[i])
-			}
-		case *appsv1.StatefulSetList:
-			for i := range l.Items {
-				items = append(items, &l.Items[i])
-			}
-		case *appsv1.ControllerRevisionList:
-			for i := range l.Items {
-				items = append(items, &l.Items[i])
-			}
+		objs, err := meta.ExtractList(list)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		items := make([]any, len(objs))
+		for i, o := range objs {
+			items[i] = o
 		}
 		if err := inf.GetIndexer().Replace(items, ""); err != nil {
 			w.t.Fatal(err)

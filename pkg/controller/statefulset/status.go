@@ -9,10 +9,7 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/ptr"
-
-	"github.com/skiff/skiff/pkg/controller/history"
 )
 
 // status counts the set's pods as upstream does; the update becomes the
@@ -67,23 +64,13 @@ func (c *Controller) updateStatus(ctx context.Context, set *appsv1.StatefulSet, 
 	return nil
 }
 
-// truncate deletes revisions beyond revisionHistoryLimit that no pod,
-// nor the current or update revision, uses.
-func (c *Controller) truncate(ctx context.Context, set *appsv1.StatefulSet, pods []*corev1.Pod, current, update *appsv1.ControllerRevision) error {
+// truncate deletes those of the set's revisions (revs, oldest first)
+// beyond revisionHistoryLimit that no pod, nor the current or update
+// revision, uses.
+func (c *Controller) truncate(ctx context.Context, set *appsv1.StatefulSet, pods []*corev1.Pod, revs []*appsv1.ControllerRevision, current, update *appsv1.ControllerRevision) error {
 	live := map[string]bool{current.Name: true, update.Name: true}
 	for _, p := range pods {
 		live[p.Labels[appsv1.StatefulSetRevisionLabel]] = true
 	}
-	revs, err := c.revisions.ControllerRevisions(set.Namespace).List(labels.Everything())
-	if err != nil {
-		return err
-	}
-	var owned []*appsv1.ControllerRevision
-	for _, rev := range revs {
-		if ref := metav1.GetControllerOf(rev); ref != nil && ref.UID == set.UID {
-			owned = append(owned, rev)
-		}
-	}
-	history.Sort(owned)
-	return c.history.Truncate(ctx, owned, live, ptr.Deref(set.Spec.RevisionHistoryLimit, 10))
+	return c.history.Truncate(ctx, revs, live, ptr.Deref(set.Spec.RevisionHistoryLimit, 10))
 }
