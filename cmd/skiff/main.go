@@ -22,6 +22,7 @@ import (
 
 	"github.com/skiff/skiff/cmd/internal/agentcmd"
 	"github.com/skiff/skiff/pkg/agent"
+	"github.com/skiff/skiff/pkg/controllermanager"
 	"github.com/skiff/skiff/pkg/runtime/bundle"
 	"github.com/skiff/skiff/pkg/runtime/daemon"
 	"github.com/skiff/skiff/pkg/runtime/runc"
@@ -61,7 +62,7 @@ func rootCmd() *cobra.Command {
 
 func serverCmd() *cobra.Command {
 	var cfg server.Config
-	var apiServerArgs []string
+	var apiServerArgs, controllerManagerArgs []string
 	var debug bool
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -71,6 +72,11 @@ func serverCmd() *cobra.Command {
 			if err := cfg.ApplyKubeAPIServerArgs(apiServerArgs); err != nil {
 				return err
 			}
+			opts, err := controllermanager.ParseArgs(controllerManagerArgs)
+			if err != nil {
+				return err
+			}
+			cfg.ControllerManager = &opts
 			log := newLogger(debug)
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
@@ -102,6 +108,7 @@ func serverCmd() *cobra.Command {
 	f.BoolVar(&cfg.CleanupOnExit, "cleanup-on-exit", false, "On SIGTERM stop every pod and remove everything skiff made on this node")
 	f.StringArrayVar(&cfg.KubeletArgs, "kubelet-arg", nil, agentcmd.KubeletArgHelp)
 	f.StringArrayVar(&apiServerArgs, "kube-apiserver-arg", nil, server.KubeAPIServerArgHelp)
+	f.StringArrayVar(&controllerManagerArgs, "kube-controller-manager-arg", nil, controllermanager.ArgHelp)
 	f.BoolVar(&debug, "debug", false, "Turn on debug logs")
 	f.DurationVar(&cfg.WatchBookmarkInterval, "watch-bookmark-interval", 15*time.Second, "How often watches that allow bookmarks receive one")
 	_ = f.MarkHidden("watch-bookmark-interval")

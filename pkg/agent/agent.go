@@ -72,6 +72,9 @@ type Config struct {
 	// cluster DNS at ClusterDNS. ClusterCIDR is the pod network. Empty
 	// ones are taken from the server (kube-system/skiff-config).
 	ClusterDNS, ClusterDomain, ClusterCIDR string
+	// NodeLeaseRenewInterval is how often the node's Lease is renewed
+	// (default 10s, or the server's published setting).
+	NodeLeaseRenewInterval time.Duration
 	// ServiceCIDR is the range cluster IPs come from: the service proxy
 	// drops traffic to its unallocated addresses. Empty: taken from the
 	// server with the others, else no such rule.
@@ -174,6 +177,7 @@ func Run(ctx context.Context, cfg Config) error {
 		KubeletVersion:          version.Info().GitVersion,
 		ContainerRuntimeVersion: "skiff://" + version.Info().GitVersion,
 		ReadMachine:             func() (machine.Info, error) { return machine.Read(cfg.DataDir) },
+		LeaseRenewInterval:      cfg.NodeLeaseRenewInterval,
 		Log:                     cfg.Log.With("component", "node-status"),
 	})
 	gc := imagegc.New(opts.ImageGC, rt, im, fsStats(daemon.ImageStoreDir(cfg.DataDir)), clock.RealClock{}, cfg.Log.With("component", "image-gc"))

@@ -17,20 +17,27 @@ import (
 // rather than from flags that could disagree.
 const ClusterConfigMap = "skiff-config"
 
-// ClusterSettings are the cluster-wide network settings.
+// ClusterSettings are the cluster-wide network settings, and how often
+// kubelets renew their node Lease (so a short node-monitor-grace-period
+// set on the controller manager does not make healthy nodes flap).
 type ClusterSettings struct {
 	ClusterCIDR, ServiceCIDR, ClusterDNS, ClusterDomain string
+	NodeLeaseRenewInterval                              time.Duration
 }
 
 // Data is s as ConfigMap data.
 func (s ClusterSettings) Data() map[string]string {
-	return map[string]string{"clusterCIDR": s.ClusterCIDR, "serviceCIDR": s.ServiceCIDR, "clusterDNS": s.ClusterDNS, "clusterDomain": s.ClusterDomain}
+	d := map[string]string{"clusterCIDR": s.ClusterCIDR, "serviceCIDR": s.ServiceCIDR, "clusterDNS": s.ClusterDNS, "clusterDomain": s.ClusterDomain}
+	if s.NodeLeaseRenewInterval > 0 {
+		d["nodeLeaseRenewInterval"] = s.NodeLeaseRenewInterval.String()
+	}
+	return d
 }
 
-// fillClusterSettings completes cfg's empty network settings from the
+// fillClusterSettings completes cfg's empty network and lease settings from the
 // server's ConfigMap, waiting for it (a new server writes it at start).
 func fillClusterSettings(ctx context.Context, client kubernetes.Interface, cfg *Config) error {
-	if cfg.ClusterCIDR != "" && cfg.ClusterDNS != "" && cfg.ClusterDomain != "" {
+	if cfg.ClusterCIDR != "" && cfg.ClusterDNS != "" && cfg.ClusterDomain != "" && cfg.NodeLeaseRenewInterval != 0 {
 		return nil
 	}
 	var data map[string]string
@@ -49,6 +56,9 @@ func fillClusterSettings(ctx context.Context, client kubernetes.Interface, cfg *
 	})
 	if err != nil {
 		return fmt.Errorf("cluster settings (kube-system/%s): %w", ClusterConfigMap, err)
+	}
+	if d, err := time.ParseDuration(data["nodeLeaseRenewInterval"]); cfg.NodeLeaseRenewInterval == 0 && err == nil && d > 0 {
+		cfg.NodeLeaseRenewInterval = d
 	}
 	for field, key := range map[*string]string{&cfg.ClusterCIDR: "clusterCIDR", &cfg.ClusterDNS: "clusterDNS", &cfg.ClusterDomain: "clusterDomain", &cfg.ServiceCIDR: "serviceCIDR"} {
 		if *field == "" {

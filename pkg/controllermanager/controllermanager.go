@@ -2,8 +2,9 @@
 // informers: Deployment, ReplicaSet, ReplicationController, DaemonSet,
 // Endpoints, EndpointSlice, EndpointSlice mirroring, service load
 // balancer, garbage collector, Job, CronJob, TTL-after-finished, node
-// IPAM (pod ranges), namespace, serviceaccounts, the root CA publisher,
-// the PersistentVolume binder and the PV and PVC protection controllers.
+// IPAM (pod ranges), node lifecycle, taint eviction, pod GC, namespace,
+// serviceaccounts, the root CA publisher, the PersistentVolume binder and
+// the PV and PVC protection controllers.
 // `skiff server` runs it while it holds the
 // kube-system/kube-controller-manager Lease.
 package controllermanager
@@ -33,12 +34,16 @@ import (
 	"github.com/skiff/skiff/pkg/controller/job"
 	"github.com/skiff/skiff/pkg/controller/namespace"
 	"github.com/skiff/skiff/pkg/controller/nodeipam"
+	"github.com/skiff/skiff/pkg/controller/nodelifecycle"
+	"github.com/skiff/skiff/pkg/controller/podgc"
+	"github.com/skiff/skiff/pkg/controller/recorder"
 	"github.com/skiff/skiff/pkg/controller/replicaset"
 	"github.com/skiff/skiff/pkg/controller/resourcequota"
 	"github.com/skiff/skiff/pkg/controller/rootcacert"
 	"github.com/skiff/skiff/pkg/controller/serviceaccount"
 	"github.com/skiff/skiff/pkg/controller/servicelb"
 	"github.com/skiff/skiff/pkg/controller/statefulset"
+	"github.com/skiff/skiff/pkg/controller/tainteviction"
 	"github.com/skiff/skiff/pkg/controller/ttlafterfinished"
 	"github.com/skiff/skiff/pkg/controller/volume/persistentvolume"
 	"github.com/skiff/skiff/pkg/controller/volume/pvcprotection"
@@ -59,6 +64,9 @@ type Config struct {
 	// NodeCIDRMaskSize is the prefix length of each Node's range
 	// (default nodeipam.DefaultMaskSize).
 	NodeCIDRMaskSize int
+	// Options are the --kube-controller-manager-arg settings; the zero
+	// value means DefaultOptions.
+	Options *Options
 }
 
 // Run starts the controllers and runs them until ctx ends.
@@ -158,6 +166,24 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("pv protection controller: %w", err)
 	}
+	opts := DefaultOptions()
+	if c.Options != nil {
+		opts = *c.Options
+	}
+	rec, stopRec := recorder.Start(ctx, client, "node-controller")
+	defer stopRec()
+	lifecycle, err := nodelifecycle.New(client, f, opts.NodeLifecycle, clock.RealClock{}, rec, log.With("controller", "node-lifecycle"))
+	if err != nil {
+		return fmt.Errorf("node lifecycle controller: %w", err)
+	}
+	taints, err := tainteviction.New(client, f, clock.RealClock{}, rec, log.With("controller", "taint-eviction"))
+	if err != nil {
+		return fmt.Errorf("taint eviction controller: %w", err)
+	}
+	podGC, err := podgc.New(client, f, opts.PodGC, clock.RealClock{}, log.With("controller", "pod-garbage-collector"))
+	if err != nil {
+		return fmt.Errorf("pod garbage collector: %w", err)
+	}
 	var ipam *nodeipam.Controller
 	if c.ClusterCIDR != "" {
 		mask := c.NodeCIDRMaskSize
@@ -193,6 +219,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 		func() { rc.Run(ctx, 5) }, func() { jobs.Run(ctx, 5) }, func() { cj.Run(ctx, 5) },
 		func() { ttl.Run(ctx, 2) }, func() { sa.Run(ctx, 2) }, func() { ca.Run(ctx, 2) },
 		func() { ns.Run(ctx, 5) }, func() { rq.Run(ctx, 5) },
+		func() { lifecycle.Run(ctx) }, func() { taints.Run(ctx, 5) }, func() { podGC.Run(ctx) },
 		func() { binder.Run(ctx, 2) }, func() { pvcProt.Run(ctx, 2) }, func() { pvProt.Run(ctx, 2) },
 	} {
 		wg.Go(run)

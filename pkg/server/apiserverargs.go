@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/skiff/skiff/pkg/admission"
 )
 
 // DefaultEventTTL is how long Events live by default, as upstream's
@@ -15,7 +17,7 @@ import (
 const DefaultEventTTL = time.Hour
 
 // KubeAPIServerArgHelp documents --kube-apiserver-arg.
-const KubeAPIServerArgHelp = "Customized flag for the API server (name=value): event-ttl"
+const KubeAPIServerArgHelp = "Customized flag for the API server (name=value): event-ttl, default-not-ready-toleration-seconds, default-unreachable-toleration-seconds"
 
 // ApplyKubeAPIServerArgs sets the fields of c that k3s's
 // `--kube-apiserver-arg` values ("name=value", with or without leading
@@ -32,6 +34,15 @@ func (c *Config) ApplyKubeAPIServerArgs(args []string) error {
 		ttl = DefaultEventTTL
 	}
 	fs.DurationVar(&c.EventTTL, "event-ttl", ttl, "")
+	notReady, unreachable := c.DefaultNotReadyTolerationSeconds, c.DefaultUnreachableTolerationSeconds
+	if notReady == 0 {
+		notReady = admission.DefaultNodeTolerationSeconds
+	}
+	if unreachable == 0 {
+		unreachable = admission.DefaultNodeTolerationSeconds
+	}
+	fs.Int64Var(&c.DefaultNotReadyTolerationSeconds, "default-not-ready-toleration-seconds", notReady, "")
+	fs.Int64Var(&c.DefaultUnreachableTolerationSeconds, "default-unreachable-toleration-seconds", unreachable, "")
 	flags := make([]string, len(args))
 	for i, a := range args {
 		flags[i] = "--" + strings.TrimLeft(a, "-")
@@ -43,6 +54,10 @@ func (c *Config) ApplyKubeAPIServerArgs(args []string) error {
 		return fmt.Errorf("--kube-apiserver-arg: %w (supported: %s)", err, strings.Join(names, ", "))
 	}
 	// Checked here too: setDefaults would take a zero for "unset".
+	if c.DefaultNotReadyTolerationSeconds <= 0 || c.DefaultUnreachableTolerationSeconds <= 0 {
+		return fmt.Errorf("--kube-apiserver-arg default-not-ready-toleration-seconds=%d, default-unreachable-toleration-seconds=%d: must be positive",
+			c.DefaultNotReadyTolerationSeconds, c.DefaultUnreachableTolerationSeconds)
+	}
 	return checkEventTTL(c.EventTTL)
 }
 

@@ -122,7 +122,8 @@ func bootstrapClusterDNS(ctx context.Context, byName map[string]*registry.Store,
 	}
 	return reconcile(ctx, byName["configmaps"], metav1.NamespaceSystem, agent.ClusterConfigMap, func(obj runtime.Object) {
 		cm := obj.(*corev1.ConfigMap)
-		cm.Data = agent.ClusterSettings{ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR, ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain}.Data()
+		cm.Data = agent.ClusterSettings{ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR, ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
+			NodeLeaseRenewInterval: cfg.controllerOptions().LeaseRenewInterval()}.Data()
 	})
 }
 

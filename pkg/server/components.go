@@ -82,7 +82,8 @@ func runControllerManager(ctx context.Context, cfg Config, certs *clusterCerts, 
 	}
 	log = log.With("component", "controller-manager")
 	go leader.Run(ctx, client, "kube-controller-manager", leaderIdentity(cfg), log, func(ctx context.Context) {
-		cm := controllermanager.Config{REST: rc, RootCA: certs.ca.CertPEM, ClusterCIDR: cfg.ClusterCIDR}
+		opts := cfg.controllerOptions()
+		cm := controllermanager.Config{REST: rc, RootCA: certs.ca.CertPEM, ClusterCIDR: cfg.ClusterCIDR, Options: &opts}
 		if err := controllermanager.Run(ctx, cm, log); err != nil && ctx.Err() == nil {
 			log.Error("controller manager stopped", "err", err)
 		}

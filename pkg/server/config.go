@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/skiff/skiff/pkg/admission"
 	"github.com/skiff/skiff/pkg/agent"
+	"github.com/skiff/skiff/pkg/controllermanager"
 )
 
 // Config is the configuration of `skiff server`; flag names follow k3s.
@@ -70,6 +72,23 @@ type Config struct {
 	// --event-ttl, set with --kube-apiserver-arg event-ttl=...; default
 	// 1h, at least 1s; etcd rounds it up to whole seconds).
 	EventTTL time.Duration
+	// DefaultNotReadyTolerationSeconds and DefaultUnreachableTolerationSeconds
+	// are how long pods tolerate a not-ready or unreachable node unless
+	// they say otherwise (upstream's --default-not-ready-toleration-seconds
+	// and --default-unreachable-toleration-seconds, set with
+	// --kube-apiserver-arg; default 300).
+	DefaultNotReadyTolerationSeconds, DefaultUnreachableTolerationSeconds int64
+	// ControllerManager holds the --kube-controller-manager-arg settings;
+	// nil means the defaults.
+	ControllerManager *controllermanager.Options
+}
+
+// controllerOptions is c.ControllerManager or the defaults.
+func (c *Config) controllerOptions() controllermanager.Options {
+	if c.ControllerManager != nil {
+		return *c.ControllerManager
+	}
+	return controllermanager.DefaultOptions()
 }
 
 // setDefaults fills unset fields.
@@ -97,6 +116,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.EventTTL == 0 {
 		c.EventTTL = DefaultEventTTL
+	}
+	if c.DefaultNotReadyTolerationSeconds == 0 {
+		c.DefaultNotReadyTolerationSeconds = admission.DefaultNodeTolerationSeconds
+	}
+	if c.DefaultUnreachableTolerationSeconds == 0 {
+		c.DefaultUnreachableTolerationSeconds = admission.DefaultNodeTolerationSeconds
 	}
 	if c.ClusterDNS == "" {
 		// The 10th address of the service range, as k3s defaults it.

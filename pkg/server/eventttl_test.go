@@ -81,7 +81,7 @@ func TestApplyKubeAPIServerArgs(t *testing.T) {
 		{args: []string{"event-ttl=0"}, wantErr: "must be at least 1s"},
 		{args: []string{"event-ttl=500ms"}, wantErr: "must be at least 1s"},
 		{args: []string{"event-ttl=soon"}, wantErr: "invalid argument"},
-		{args: []string{"audit-log-path=/tmp/audit"}, wantErr: "unknown flag: --audit-log-path (supported: event-ttl)"},
+		{args: []string{"audit-log-path=/tmp/audit"}, wantErr: "unknown flag: --audit-log-path (supported: default-not-ready-toleration-seconds, default-unreachable-toleration-seconds, event-ttl)"},
 	} {
 		var c server.Config
 		err := c.ApplyKubeAPIServerArgs(tc.args)

@@ -142,6 +142,7 @@ func buildStores(ctx context.Context, st *etcd3.Store, clk clock.PassiveClock, c
 		admission.NamespaceLifecycle{Get: admission.NamespaceGetterFrom(nsStore)},
 		admission.LimitRanger{LimitRanges: func() *registry.Store { return b.store("", "limitranges") }},
 		admission.ResourceQuota{Quotas: func() *registry.Store { return b.store("", "resourcequotas") }},
+		admission.DefaultTolerationSeconds{NotReady: cfg.DefaultNotReadyTolerationSeconds, Unreachable: cfg.DefaultUnreachableTolerationSeconds},
 		admission.StorageObjectInUseProtection{},
 		admission.DefaultStorageClass{StorageClasses: storageClasses},
 		admission.PersistentVolumeClaimResize{StorageClasses: storageClasses},

@@ -7,14 +7,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 )
 
-// DefaultTolerationSeconds is how long pods tolerate not-ready and
-// unreachable nodes unless they say otherwise (upstream's
-// DefaultTolerationSeconds admission).
-const DefaultTolerationSeconds = 300
-
 // DefaultPod fills a pod's omitted fields as upstream's v1 defaulting and
-// its default admission plugins (ServiceAccount, DefaultTolerationSeconds,
-// Priority) do.
+// its default admission plugins (ServiceAccount, Priority) do; the
+// DefaultTolerationSeconds plugin is admission.DefaultTolerationSeconds.
 func DefaultPod(p *corev1.Pod) {
 	DefaultPodSpec(&p.Spec)
 	if p.Spec.ServiceAccountName == "" {
@@ -28,22 +23,6 @@ func DefaultPod(p *corev1.Pod) {
 	if p.Spec.PreemptionPolicy == nil {
 		pl := corev1.PreemptLowerPriority
 		p.Spec.PreemptionPolicy = &pl
-	}
-	addDefaultTolerations(&p.Spec)
-}
-
-func addDefaultTolerations(spec *corev1.PodSpec) {
-	for _, key := range []string{corev1.TaintNodeNotReady, corev1.TaintNodeUnreachable} {
-		found := false
-		for _, t := range spec.Tolerations {
-			if (t.Key == key || t.Key == "" && t.Operator == corev1.TolerationOpExists) && (t.Effect == corev1.TaintEffectNoExecute || t.Effect == "") {
-				found = true
-			}
-		}
-		if !found {
-			secs := int64(DefaultTolerationSeconds)
-			spec.Tolerations = append(spec.Tolerations, corev1.Toleration{Key: key, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: &secs})
-		}
 	}
 }
 

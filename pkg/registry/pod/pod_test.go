@@ -66,7 +66,7 @@ func TestDefaultsAndQoS(t *testing.T) {
 	p.Spec.Containers[0].Resources.Limits = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("1Gi")}
 	pod.DefaultPod(p)
 	c := p.Spec.Containers[0]
-	if c.ImagePullPolicy != corev1.PullAlways || p.Spec.RestartPolicy != corev1.RestartPolicyAlways || *p.Spec.TerminationGracePeriodSeconds != 30 || len(p.Spec.Tolerations) != 2 {
+	if c.ImagePullPolicy != corev1.PullAlways || p.Spec.RestartPolicy != corev1.RestartPolicyAlways || *p.Spec.TerminationGracePeriodSeconds != 30 || len(p.Spec.Tolerations) != 0 {
 		t.Fatalf("defaults: %+v", p.Spec)
 	}
 	if got := pod.QOSClass(&p.Spec); got != corev1.PodQOSGuaranteed {
