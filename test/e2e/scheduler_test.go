@@ -143,12 +143,15 @@ func TestSchedulerWithHundredsOfSimulatedNodes(t *testing.T) {
 	cs := c.Client()
 	ctx := context.Background()
 	sizes := []string{"2", "4", "8"}
+	var names []string
 	for i := range 300 {
 		n := framework.SimulatedNode(fmt.Sprintf("sim-%03d", i), map[string]string{corev1.LabelTopologyZone: fmt.Sprintf("z%d", i%3)}, sizes[i%3], "16Gi", 110)
 		if err := framework.CreateNode(ctx, cs, n); err != nil {
 			t.Fatal(err)
 		}
+		names = append(names, n.Name)
 	}
+	framework.KeepNodesAlive(t, cs, names...)
 	const pods = 1500
 	for i := range pods {
 		group := fmt.Sprintf("g%d", i%50)

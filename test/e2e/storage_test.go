@@ -240,6 +240,7 @@ func TestDynamicProvisioning(t *testing.T) {
 	if err := framework.CreateNode(ctx, c.Client(), framework.SimulatedNode("elsewhere", nil, "64", "256Gi", 110)); err != nil {
 		t.Fatal(err)
 	}
+	framework.KeepNodesAlive(t, c.Client(), "elsewhere")
 	k.MustIn(t, c, pvcYAML("data", ""), "create", "-f", "-")
 	time.Sleep(time.Second)
 	pvc, err := claimPhase(t, c, "data")

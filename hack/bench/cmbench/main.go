@@ -65,7 +65,11 @@ func main() {
 	cmCtx, stopCM := context.WithCancel(ctx)
 	defer stopCM()
 	go func() {
-		if err := controllermanager.Run(cmCtx, controllermanager.Config{REST: cfg, RootCA: cfg.CAData, ClusterCIDR: "10.42.0.0/16"}, logger()); err != nil {
+		// The simulated nodes post no heartbeats: the node lifecycle
+		// controller must not find them dead during the run.
+		opts := controllermanager.DefaultOptions()
+		opts.NodeLifecycle.GracePeriod = 24 * time.Hour
+		if err := controllermanager.Run(cmCtx, controllermanager.Config{REST: cfg, RootCA: cfg.CAData, ClusterCIDR: "10.42.0.0/16", Options: &opts}, logger()); err != nil {
 			log.Fatal(err)
 		}
 	}()

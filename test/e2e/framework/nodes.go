@@ -6,10 +6,13 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
 )
 
 // SimulatedNode is a Node object with no machine behind it: Ready, with
@@ -59,6 +62,50 @@ func CreateSimulatedNodes(t testing.TB, cs kubernetes.Interface, prefix string, 
 	for range n {
 		if err := <-errs; err != nil {
 			t.Fatalf("create simulated node: %v", err)
+		}
+	}
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("%s-%d", prefix, i)
+	}
+	KeepNodesAlive(t, cs, names...)
+}
+
+// KeepNodesAlive renews the node Leases of the named simulated nodes
+// every 10 s until the test ends, as their kubelets would, so the node
+// lifecycle controller does not find them dead.
+func KeepNodesAlive(t testing.TB, cs kubernetes.Interface, names ...string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done })
+	go func() {
+		defer close(done)
+		RenewNodeLeases(ctx, cs, 10*time.Second, names...)
+	}()
+}
+
+// RenewNodeLeases renews (creating when missing) the named nodes' Leases
+// in kube-node-lease every period until ctx ends; errors (a restarting
+// server) are retried at the next period.
+func RenewNodeLeases(ctx context.Context, cs kubernetes.Interface, period time.Duration, names ...string) {
+	leases := cs.CoordinationV1().Leases(corev1.NamespaceNodeLease)
+	for {
+		for _, name := range names {
+			now := metav1.NewMicroTime(time.Now())
+			l, err := leases.Get(ctx, name, metav1.GetOptions{})
+			switch {
+			case apierrors.IsNotFound(err):
+				_, _ = leases.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: name},
+					Spec: coordinationv1.LeaseSpec{HolderIdentity: &name, LeaseDurationSeconds: ptr.To[int32](40), RenewTime: &now}}, metav1.CreateOptions{})
+			case err == nil:
+				l.Spec.RenewTime = &now
+				_, _ = leases.Update(ctx, l, metav1.UpdateOptions{})
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(period):
 		}
 	}
 }
