@@ -4,7 +4,9 @@
 // ("Kubelet stopped posting node status."), the NoExecute taint that
 // says why (node.kubernetes.io/unreachable, or not-ready for Ready=False)
 // is added at a rate limited per zone, and its pods are marked not ready
-// so Services stop sending them traffic at once. When most of a zone is
+// so Services stop sending them traffic at once. NoSchedule taints
+// mirror the conditions (not-ready, unreachable, pressures) and
+// spec.unschedulable, as upstream's TaintNodesByCondition. When most of a zone is
 // down evictions slow or stop; when every node is down (the control
 // plane is more likely cut off than every machine dead) no taint is
 // added and those added are removed. The taint eviction controller
@@ -28,9 +30,12 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 
 	"github.com/skiff/skiff/pkg/controller/podsbynode"
+	"github.com/skiff/skiff/pkg/controller/typedhandler"
+	"github.com/skiff/skiff/pkg/controller/workers"
 )
 
 // Config is the controller's tuning, as kube-controller-manager's flags.
@@ -106,6 +111,8 @@ type Controller struct {
 	clock  clock.WithTicker
 	rec    record.EventRecorder
 	log    *slog.Logger
+	// noSchedule queues nodes whose condition taints may be stale.
+	noSchedule workqueue.TypedRateLimitingInterface[string]
 
 	mu           sync.Mutex
 	health       map[string]*health
@@ -124,11 +131,16 @@ func New(client kubernetes.Interface, f informers.SharedInformerFactory, cfg Con
 	if err := podsbynode.Add(pods); err != nil {
 		return nil, err
 	}
-	return &Controller{
+	c := &Controller{
 		cfg: cfg, client: client, clock: clk, rec: rec, log: log,
 		nodes: f.Core().V1().Nodes().Lister(), leases: f.Coordination().V1().Leases().Lister(), pods: pods.GetIndexer(),
 		health: map[string]*health{}, zones: map[string]zoneState{}, tainters: map[string]*tainter{},
-	}, nil
+		noSchedule: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "node-noschedule-taints", Clock: clk}),
+	}
+	enqueue := func(n *corev1.Node) { c.noSchedule.Add(n.Name) }
+	_, err := f.Core().V1().Nodes().Informer().AddEventHandler(typedhandler.Funcs(enqueue, func(_, n *corev1.Node) { enqueue(n) }, nil))
+	return c, err
 }
 
 // taintPeriod is how often the zones' taint queues are served (upstream's
@@ -141,6 +153,7 @@ func (c *Controller) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Go(func() { c.every(ctx, c.cfg.MonitorPeriod, c.monitor) })
 	wg.Go(func() { c.every(ctx, taintPeriod, c.taintPass) })
+	wg.Go(func() { workers.Run(ctx, c.noSchedule, 2, c.syncNoSchedule, c.log) })
 	wg.Wait()
 }
 

@@ -293,3 +293,40 @@ func TestNewNodeGetsStartupGrace(t *testing.T) {
 		t.Fatalf("new node's Ready %+v", c)
 	}
 }
+
+func TestNoScheduleTaintsFollowConditionsAndCordon(t *testing.T) {
+	n, l := readyNode("n")
+	n.Spec.Taints = []corev1.Taint{{Key: "user", Effect: corev1.TaintEffectNoSchedule}}
+	h := newHarness(t, testConfig(), n, l)
+	keys := func() []string {
+		var out []string
+		for _, t := range h.node("n").Spec.Taints {
+			out = append(out, t.Key+":"+string(t.Effect))
+		}
+		return out
+	}
+	update := func(f func(n *corev1.Node)) {
+		n := h.node("n")
+		f(n)
+		_, err := h.client.CoreV1().Nodes().Update(context.Background(), n, metav1.UpdateOptions{})
+		must(t, err)
+		h.refresh()
+		must(t, h.c.syncNoSchedule(context.Background(), "n"))
+	}
+	update(func(n *corev1.Node) { n.Spec.Unschedulable = true })
+	if got := fmt.Sprint(keys()); got != "[user:NoSchedule node.kubernetes.io/unschedulable:NoSchedule]" {
+		t.Fatalf("cordoned: %s", got)
+	}
+	update(func(n *corev1.Node) {
+		n.Spec.Unschedulable = false
+		n.Status.Conditions = append(n.Status.Conditions, corev1.NodeCondition{Type: corev1.NodeMemoryPressure, Status: corev1.ConditionTrue})
+		n.Status.Conditions[0].Status = corev1.ConditionFalse
+	})
+	if got := fmt.Sprint(keys()); got != "[user:NoSchedule node.kubernetes.io/not-ready:NoSchedule node.kubernetes.io/memory-pressure:NoSchedule]" {
+		t.Fatalf("not ready, memory pressure: %s", got)
+	}
+	update(func(n *corev1.Node) { n.Status.Conditions = n.Status.Conditions[:1]; n.Status.Conditions[0].Status = corev1.ConditionTrue })
+	if got := fmt.Sprint(keys()); got != "[user:NoSchedule]" {
+		t.Fatalf("healthy again: %s", got)
+	}
+}
