@@ -325,7 +325,10 @@ func TestNoScheduleTaintsFollowConditionsAndCordon(t *testing.T) {
 	if got := fmt.Sprint(keys()); got != "[user:NoSchedule node.kubernetes.io/not-ready:NoSchedule node.kubernetes.io/memory-pressure:NoSchedule]" {
 		t.Fatalf("not ready, memory pressure: %s", got)
 	}
-	update(func(n *corev1.Node) { n.Status.Conditions = n.Status.Conditions[:1]; n.Status.Conditions[0].Status = corev1.ConditionTrue })
+	update(func(n *corev1.Node) {
+		n.Status.Conditions = n.Status.Conditions[:1]
+		n.Status.Conditions[0].Status = corev1.ConditionTrue
+	})
 	if got := fmt.Sprint(keys()); got != "[user:NoSchedule]" {
 		t.Fatalf("healthy again: %s", got)
 	}
