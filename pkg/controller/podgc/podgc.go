@@ -94,27 +94,37 @@ func New(client kubernetes.Interface, f informers.SharedInformerFactory, cfg Con
 func (c *Controller) Run(ctx context.Context) {
 	t := c.clock.NewTicker(c.cfg.Period)
 	defer t.Stop()
+	var quarantineEnds <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C():
 		case <-c.kick:
+		case <-quarantineEnds:
 		}
-		c.collect(ctx)
+		// A node found missing is looked at again when its quarantine
+		// ends, not at the next period after.
+		quarantineEnds = nil
+		if next := c.collect(ctx); !next.IsZero() {
+			quarantineEnds = c.clock.After(next.Sub(c.clock.Now()))
+		}
 	}
 }
 
-func (c *Controller) collect(ctx context.Context) {
+// collect runs every pass; it returns when the earliest quarantine of a
+// missing node ends (zero if none).
+func (c *Controller) collect(ctx context.Context) time.Time {
 	pods, err := c.pods.List(labels.Everything())
 	if err != nil {
 		c.log.Error("list pods", "err", err)
-		return
+		return time.Time{}
 	}
 	c.gcTerminated(ctx, pods)
 	c.gcOutOfService(ctx)
-	c.gcOrphaned(ctx, pods)
+	next := c.gcOrphaned(ctx, pods)
 	c.gcUnscheduledTerminating(ctx, pods)
+	return next
 }
 
 func terminal(p *corev1.Pod) bool {
@@ -194,8 +204,9 @@ func (c *Controller) gcOutOfService(ctx context.Context) {
 }
 
 // gcOrphaned deletes the pods of nodes missing for the quarantine and
-// confirmed gone by the API.
-func (c *Controller) gcOrphaned(ctx context.Context, pods []*corev1.Pod) {
+// confirmed gone by the API. It returns when the earliest quarantine
+// still running ends (zero if none).
+func (c *Controller) gcOrphaned(ctx context.Context, pods []*corev1.Pod) (next time.Time) {
 	now := c.clock.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -218,7 +229,10 @@ func (c *Controller) gcOrphaned(ctx context.Context, pods []*corev1.Pod) {
 			delete(c.missing, name)
 			continue
 		}
-		if now.Sub(since) < c.cfg.Quarantine {
+		if ends := since.Add(c.cfg.Quarantine); now.Before(ends) {
+			if next.IsZero() || ends.Before(next) {
+				next = ends
+			}
 			continue
 		}
 		if _, err := c.client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
@@ -234,6 +248,7 @@ func (c *Controller) gcOrphaned(ctx context.Context, pods []*corev1.Pod) {
 			c.log.Info("deleted pod of a node that no longer exists", "pod", p.Namespace+"/"+p.Name, "node", name)
 		}
 	}
+	return next
 }
 
 // gcUnscheduledTerminating force-deletes terminating pods no node holds.
