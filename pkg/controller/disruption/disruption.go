@@ -129,27 +129,25 @@ func New(client kubernetes.Interface, f informers.SharedInformerFactory, clk clo
 
 // enqueueCovering queues the budgets that select p.
 func (c *Controller) enqueueCovering(p *corev1.Pod) {
-	if p == nil {
-		return
-	}
-	budgets, err := c.budgets.PodDisruptionBudgets(p.Namespace).List(labels.Everything())
-	if err != nil {
-		return
-	}
-	for _, pdb := range budgets {
-		if disruptionbudget.Selects(pdb, p) {
-			c.queue.Add(pdb.Namespace + "/" + pdb.Name)
-		}
+	if p != nil {
+		c.enqueueBudgets(p.Namespace, func(pdb *policyv1.PodDisruptionBudget) bool { return disruptionbudget.Selects(pdb, p) })
 	}
 }
 
+// enqueueNamespace queues every budget of ns.
 func (c *Controller) enqueueNamespace(ns string) {
+	c.enqueueBudgets(ns, func(*policyv1.PodDisruptionBudget) bool { return true })
+}
+
+func (c *Controller) enqueueBudgets(ns string, match func(*policyv1.PodDisruptionBudget) bool) {
 	budgets, err := c.budgets.PodDisruptionBudgets(ns).List(labels.Everything())
 	if err != nil {
 		return
 	}
 	for _, pdb := range budgets {
-		c.queue.Add(pdb.Namespace + "/" + pdb.Name)
+		if match(pdb) {
+			c.queue.Add(pdb.Namespace + "/" + pdb.Name)
+		}
 	}
 }
 

@@ -185,31 +185,29 @@ func TestExpectedFromControllers(t *testing.T) {
 	}
 	// Deployment 4 (both its ReplicaSets count as the Deployment once),
 	// StatefulSet 2, ReplicationController 1, bare ReplicaSet 2: 9.
-	t.Run("maxUnavailable", func(t *testing.T) {
-		w := newWorld(t, append(objs, budget(policyv1.PodDisruptionBudgetSpec{MaxUnavailable: ptr.To(intstr.FromInt32(2))}))...)
-		pdb, err := w.sync()
-		if err != nil {
-			t.Fatal(err)
-		}
-		expectStatus(t, pdb, counts{expected: 9, desired: 7, healthy: 6, allowed: 0}, policyv1.InsufficientPodsReason)
-	})
-	t.Run("minAvailable percent rounds up", func(t *testing.T) {
-		w := newWorld(t, append(objs, budget(policyv1.PodDisruptionBudgetSpec{MinAvailable: ptr.To(intstr.FromString("50%"))}))...)
-		pdb, err := w.sync()
-		if err != nil {
-			t.Fatal(err)
-		}
-		expectStatus(t, pdb, counts{expected: 9, desired: 5, healthy: 6, allowed: 1}, policyv1.SufficientPodsReason)
-	})
-	t.Run("maxUnavailable percent", func(t *testing.T) {
-		w := newWorld(t, append(objs, budget(policyv1.PodDisruptionBudgetSpec{MaxUnavailable: ptr.To(intstr.FromString("50%"))}))...)
-		pdb, err := w.sync()
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, tc := range []struct {
+		name   string
+		spec   policyv1.PodDisruptionBudgetSpec
+		want   counts
+		reason string
+	}{
+		{"maxUnavailable", policyv1.PodDisruptionBudgetSpec{MaxUnavailable: ptr.To(intstr.FromInt32(2))},
+			counts{expected: 9, desired: 7, healthy: 6, allowed: 0}, policyv1.InsufficientPodsReason},
+		{"minAvailable percent rounds up", policyv1.PodDisruptionBudgetSpec{MinAvailable: ptr.To(intstr.FromString("50%"))},
+			counts{expected: 9, desired: 5, healthy: 6, allowed: 1}, policyv1.SufficientPodsReason},
 		// 50% of 9 rounds up to 5 unavailable: 4 desired.
-		expectStatus(t, pdb, counts{expected: 9, desired: 4, healthy: 6, allowed: 2}, policyv1.SufficientPodsReason)
-	})
+		{"maxUnavailable percent", policyv1.PodDisruptionBudgetSpec{MaxUnavailable: ptr.To(intstr.FromString("50%"))},
+			counts{expected: 9, desired: 4, healthy: 6, allowed: 2}, policyv1.SufficientPodsReason},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t, append(objs, budget(tc.spec))...)
+			pdb, err := w.sync()
+			if err != nil {
+				t.Fatal(err)
+			}
+			expectStatus(t, pdb, tc.want, tc.reason)
+		})
+	}
 }
 
 func TestMissingControllerFailsSafe(t *testing.T) {
