@@ -11,6 +11,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
@@ -137,13 +138,24 @@ func TestAPI(t *testing.T) {
 		t.Fatalf("negative status: %v", err)
 	}
 
+	// kubectl patch (strategic merge) and the OpenAPI document kubectl
+	// validates against.
+	patched, err := pdbs.Patch(ctx, "web", types.StrategicMergePatchType, []byte(`{"spec":{"minAvailable":3}}`), metav1.PatchOptions{})
+	if err != nil || patched.Spec.MinAvailable.String() != "3" || patched.Generation != 3 {
+		t.Fatalf("patch: %v %+v", err, patched)
+	}
+	doc, err := srv.Client.Discovery().RESTClient().Get().AbsPath("/openapi/v3/apis/policy/v1").Do(ctx).Raw()
+	if err != nil || !strings.Contains(string(doc), "io.k8s.api.policy.v1.PodDisruptionBudget") {
+		t.Fatalf("openapi v3 policy/v1: %v", err)
+	}
+
 	table := &metav1.Table{}
 	err = srv.Client.PolicyV1().RESTClient().Get().Namespace("default").Resource("poddisruptionbudgets").
 		SetHeader("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io").Do(ctx).Into(table)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(table.ColumnDefinitions) != 5 || table.ColumnDefinitions[1].Name != "Min Available" || len(table.Rows) != 1 || table.Rows[0].Cells[1] != "50%" || table.Rows[0].Cells[2] != "N/A" {
+	if len(table.ColumnDefinitions) != 5 || table.ColumnDefinitions[1].Name != "Min Available" || len(table.Rows) != 1 || table.Rows[0].Cells[1] != "3" || table.Rows[0].Cells[2] != "N/A" {
 		t.Fatalf("table: %+v", table)
 	}
 }
