@@ -2,15 +2,16 @@ package registry
 
 import (
 	"context"
-
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"reflect"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/duration"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
@@ -130,11 +131,10 @@ func ValidateIntOrPercent(v *intstr.IntOrString, path *field.Path) field.ErrorLi
 		}
 		return nil
 	}
-	n, err := intstr.GetScaledValueFromIntOrPercent(v, 100, true)
-	if err != nil || len(v.StrVal) < 2 || v.StrVal[len(v.StrVal)-1] != '%' {
-		return field.ErrorList{field.Invalid(path, v.StrVal, "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')")}
+	if msgs := validation.IsValidPercent(v.StrVal); len(msgs) > 0 {
+		return field.ErrorList{field.Invalid(path, v.StrVal, msgs[0])}
 	}
-	if n > 100 {
+	if n, _ := intstr.GetScaledValueFromIntOrPercent(v, 100, true); n > 100 {
 		return field.ErrorList{field.Invalid(path, v.StrVal, "must not be greater than 100%")}
 	}
 	return nil

@@ -10,14 +10,17 @@ import (
 	"github.com/skiff/skiff/pkg/registry/batch/cronjob"
 	"github.com/skiff/skiff/pkg/registry/batch/job"
 	"github.com/skiff/skiff/pkg/registry/pod"
+	"github.com/skiff/skiff/pkg/registry/policy/poddisruptionbudget"
 	"github.com/skiff/skiff/pkg/registry/replicationcontroller"
 )
 
-// workloadResources adds pods and the workload resources controllers run.
+// workloadResources adds pods, the PodDisruptionBudgets their eviction
+// respects, and the workload resources controllers run.
 func workloadResources(b *builder) error {
 	podRes := pod.NewResource()
 	pods := b.add(podRes)
-	podRes.Subresources = pod.Subresources(pods, b.clock, b.kubelets, b.backends)
+	budgets := b.add(poddisruptionbudget.NewResource())
+	podRes.Subresources = pod.Subresources(pods, budgets, b.clock, b.kubelets, b.backends)
 	for _, r := range []*registry.Resource{
 		replicationcontroller.NewResource(),
 		replicaset.NewResource(),

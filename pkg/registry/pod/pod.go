@@ -165,10 +165,12 @@ type NodeLocator interface {
 }
 
 // Subresources returns pods' binding, eviction, streaming and proxy
-// subresources, served through store; logs and streams are proxied to the
-// pod's kubelet found by nodes, pods/proxy to the pod itself through
-// backends.
-func Subresources(store *registry.Store, clk clock.PassiveClock, nodes NodeLocator, backends http.RoundTripper) []registry.Subresource {
+// subresources, served through store; evictions respect the
+// PodDisruptionBudgets of budgets (nil: none); logs and streams are
+// proxied to the pod's kubelet found by nodes, pods/proxy to the pod
+// itself through backends.
+func Subresources(store, budgets *registry.Store, clk clock.PassiveClock, nodes NodeLocator, backends http.RoundTripper) []registry.Subresource {
+	ev := &evictor{pods: store, budgets: budgets, clock: clk}
 	connect := func(name, kind string) registry.Subresource {
 		return registry.Subresource{
 			Name: name, Kind: kind, Verbs: []string{"create", "get"},
@@ -201,18 +203,7 @@ func Subresources(store *registry.Store, clk clock.PassiveClock, nodes NodeLocat
 			Name: "eviction", Kind: "Eviction", Group: "policy", Version: "v1", Verbs: []string{"create"},
 			New: func() runtime.Object { return &policyv1.Eviction{} },
 			Create: func(ctx context.Context, ns, name string, body runtime.Object, dryRun bool) (runtime.Object, error) {
-				ev := body.(*policyv1.Eviction)
-				opts := ev.DeleteOptions
-				if opts == nil {
-					opts = &metav1.DeleteOptions{}
-				}
-				if dryRun {
-					opts.DryRun = []string{metav1.DryRunAll}
-				}
-				if _, _, err := store.Delete(ctx, ns, name, opts); err != nil {
-					return nil, err
-				}
-				return &metav1.Status{Status: metav1.StatusSuccess, Code: http.StatusCreated}, nil
+				return ev.evict(ctx, ns, name, body.(*policyv1.Eviction), dryRun)
 			},
 		},
 		log,
