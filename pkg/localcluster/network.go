@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"time"
 )
 
 // The host side of a cluster's network is a bridge holding the subnet's
@@ -172,7 +173,20 @@ func setLink(link string, up bool) error {
 	if up {
 		state = "up"
 	}
-	return run("ip", "link", "set", link, state)
+	if err := run("ip", "link", "set", link, state); err != nil {
+		return err
+	}
+	// Up takes a moment to carry traffic (carrier, bridge port state):
+	// heal returns once it does.
+	for i := 0; up && i < 100 && !operUp(link); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	return nil
+}
+
+func operUp(link string) bool {
+	b, err := os.ReadFile("/sys/class/net/" + link + "/operstate")
+	return err == nil && strings.TrimSpace(string(b)) == "up"
 }
 
 func linkExists(name string) bool {
