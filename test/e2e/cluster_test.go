@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -118,7 +119,7 @@ func TestClusterCommand(t *testing.T) {
 	// The image given at create runs on the agents, and pods on different
 	// nodes reach each other over the bridge.
 	for i, args := range [][]string{
-		{"sh", "-c", "echo hello-from-p0 > /tmp/index.html && exec busybox httpd -f -p 8080 -h /tmp"},
+		{"sh", "-c", "echo hello-from-p0 > /tmp/index.html && exec busybox httpd -f -p 18080 -h /tmp"},
 		{"sleep", "3600"},
 	} {
 		pod := fmt.Sprintf(`apiVersion: v1
@@ -145,10 +146,51 @@ spec:
 	ip := strings.TrimSpace(mustKC("get", "pod", "p0", "-o", "jsonpath={.status.podIP}"))
 	var got string
 	framework.Eventually(t, 15*time.Second, "p1 on agent-1 fetches from p0 on agent-0", func() bool {
-		got, _ = kc("exec", "p1", "--", "busybox", "timeout", "5", "wget", "-qO-", "http://"+ip+":8080/")
+		got, _ = kc("exec", "p1", "--", "busybox", "timeout", "5", "wget", "-qO-", "http://"+ip+":18080/")
 		return strings.Contains(got, "hello-from-p0")
 	})
 	t.Logf("p1 -> p0 (%s): %q", ip, strings.TrimSpace(got))
+
+	// Fault injection on agent-0, seen from p1 on agent-1.
+	fetch := func() bool {
+		out, _ := kc("exec", "p1", "--", "busybox", "timeout", "3", "wget", "-qO-", "http://"+ip+":18080/")
+		return strings.Contains(out, "hello-from-p0")
+	}
+	httpdRuns := func() bool { return exec.Command("pgrep", "-f", "httpd -f -p 18080 -h /tmp").Run() == nil }
+	node := func(action string) {
+		t.Helper()
+		if _, errOut, err := skiff("cluster", "node", action, name, "agent-0"); err != nil {
+			t.Fatalf("skiff cluster node %s: %v\n%s", action, err, errOut)
+		}
+	}
+	agent0 := state.Node("agent-0")
+	// stop: the agent goes, its containers stay and keep serving.
+	node("stop")
+	framework.Eventually(t, 5*time.Second, "agent-0 gone after node stop", func() bool { return !alivePid(agent0.Pid) })
+	if !httpdRuns() || !fetch() {
+		t.Error("p0 stopped serving when its node's agent was stopped")
+	}
+	node("start")
+	// partition: p0 runs but is out of reach; heal: back.
+	node("partition")
+	if fetch() {
+		t.Error("p0 answered across a partition")
+	}
+	if !httpdRuns() {
+		t.Error("p0 stopped running when its node was partitioned")
+	}
+	node("heal")
+	framework.Eventually(t, 15*time.Second, "p0 reachable after heal", fetch)
+	// kill: nothing of the node is left; start: p0 comes back.
+	node("kill")
+	if httpdRuns() {
+		t.Error("p0's httpd runs after node kill")
+	}
+	if out, _ := exec.Command("ip", "netns", "pids", agent0.NetNS).CombinedOutput(); strings.TrimSpace(string(out)) != "" {
+		t.Errorf("processes in %s after node kill: %s", agent0.NetNS, out)
+	}
+	node("start")
+	framework.Eventually(t, 40*time.Second, "p0 serving again after kill and start", fetch)
 
 	// `skiff cluster list` shows it running.
 	out, _, err = skiff("cluster", "list")
@@ -233,3 +275,13 @@ func grepLines(s, sub string) string {
 	return strings.Join(out, "\n")
 }
 
+
+// alivePid says whether pid runs (a zombie, not reaped yet, does not).
+func alivePid(pid int) bool {
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if pid <= 0 || syscall.Kill(pid, 0) != nil || err != nil {
+		return false
+	}
+	i := strings.LastIndexByte(string(st), ')')
+	return i < 0 || i+2 >= len(st) || st[i+2] != 'Z'
+}
