@@ -275,7 +275,6 @@ func grepLines(s, sub string) string {
 	return strings.Join(out, "\n")
 }
 
-
 // alivePid says whether pid runs (a zombie, not reaped yet, does not).
 func alivePid(pid int) bool {
 	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
