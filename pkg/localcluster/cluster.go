@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/skiff/skiff/pkg/agent"
@@ -343,20 +344,17 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	var errs []error
-	// Agents first, the server last: the agents' nodes can still update
-	// the API while they stop.
-	for i := len(c.Nodes) - 1; i >= 0; i-- {
-		n := c.Nodes[i]
-		stopProcess(n.Pid, n.Dir, stopGrace)
-		n.Pid = 0
-		m.logf("node %s stopped", n.Name)
+	// Agents first, the server last, so that the agents' nodes can still
+	// reach the API while they stop; the nodes of a role in parallel.
+	for _, role := range []Role{RoleAgent, RoleServer} {
+		m.eachNode(c, role, func(n *Node) error {
+			stopProcess(n.Pid, n.Dir, stopGrace)
+			n.Pid = 0
+			m.logf("node %s stopped", n.Name)
+			return nil
+		})
 	}
-	for _, n := range c.Nodes {
-		if err := m.cleanupNode(ctx, c, n); err != nil {
-			errs = append(errs, err)
-		}
-	}
+	errs := m.eachNode(c, "", func(n *Node) error { return m.cleanupNode(ctx, c, n) })
 	stopProcess(c.ProxyPid, c.Dir, 5*time.Second)
 	if err := teardownBridge(c.Bridge); err != nil {
 		errs = append(errs, err)
@@ -370,6 +368,30 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 	}
 	m.logf("cluster %s deleted", name)
 	return m.Index.Remove(name)
+}
+
+// eachNode runs f on the cluster's nodes of role (all for "") in
+// parallel and returns their errors.
+func (m *Manager) eachNode(c *Cluster, role Role, f func(*Node) error) []error {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var errs []error
+	for _, n := range c.Nodes {
+		if role != "" && n.Role != role {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(n); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errs
 }
 
 // cleanupNode runs the agent's cleanup in the node's namespace (it stops
