@@ -56,7 +56,7 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: false,
 	}
-	root.AddCommand(serverCmd(), agentCmd(), kubectlCmd(), imagesCmd(), runtimeCmd(), versionCmd(), agentcmd.NFSFuseCommand())
+	root.AddCommand(serverCmd(), agentCmd(), kubectlCmd(), imagesCmd(), clusterCmd(), runtimeCmd(), versionCmd(), agentcmd.NFSFuseCommand())
 	return root
 }
 

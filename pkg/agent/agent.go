@@ -280,3 +280,19 @@ func fsStats(dir string) imagegc.FsStats {
 		return st.Blocks * uint64(st.Bsize), st.Bavail * uint64(st.Bsize), nil
 	}
 }
+
+// Cleanup removes what a node whose agent has stopped without
+// --cleanup-on-exit left behind (its pods, runtime process, pod network,
+// rules, mounts and cgroups), as --cleanup-on-exit would have on exit. It
+// starts the node's runtime if it is not running, to stop the pods
+// through it, and must run in the node's network namespace.
+func Cleanup(ctx context.Context, agentDir string, log *slog.Logger) error {
+	if log == nil {
+		log = slog.Default()
+	}
+	rt, _, err := runtimeClients(ctx, agentDir, log)
+	if err != nil {
+		return fmt.Errorf("cleanup %s: %w", agentDir, err)
+	}
+	return cleanup(ctx, rt, agentDir)
+}
