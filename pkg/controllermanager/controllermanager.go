@@ -2,7 +2,8 @@
 // informers: Deployment, ReplicaSet, ReplicationController, DaemonSet,
 // Endpoints, EndpointSlice, EndpointSlice mirroring, service load
 // balancer, garbage collector, Job, CronJob, TTL-after-finished, node
-// IPAM (pod ranges), node lifecycle, taint eviction, pod GC, namespace,
+// IPAM (pod ranges), node lifecycle, taint eviction, pod GC, disruption
+// (PodDisruptionBudget status), namespace,
 // serviceaccounts, the root CA publisher, the PersistentVolume binder and
 // the PV and PVC protection controllers.
 // `skiff server` runs it while it holds the
@@ -27,6 +28,7 @@ import (
 	"github.com/skiff/skiff/pkg/controller/cronjob"
 	"github.com/skiff/skiff/pkg/controller/daemonset"
 	"github.com/skiff/skiff/pkg/controller/deployment"
+	"github.com/skiff/skiff/pkg/controller/disruption"
 	"github.com/skiff/skiff/pkg/controller/endpoints"
 	"github.com/skiff/skiff/pkg/controller/endpointslice"
 	"github.com/skiff/skiff/pkg/controller/endpointslicemirroring"
@@ -121,6 +123,10 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 	sts, err := statefulset.New(client, f, clock.RealClock{}, log.With("controller", "statefulset"))
 	if err != nil {
 		return fmt.Errorf("statefulset controller: %w", err)
+	}
+	pdbs, err := disruption.New(client, f, clock.RealClock{}, log.With("controller", "disruption"))
+	if err != nil {
+		return fmt.Errorf("disruption controller: %w", err)
 	}
 	deploy, err := deployment.New(client, f, clock.RealClock{}, log.With("controller", "deployment"))
 	if err != nil {
@@ -220,7 +226,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 		func() { ttl.Run(ctx, 2) }, func() { sa.Run(ctx, 2) }, func() { ca.Run(ctx, 2) },
 		func() { ns.Run(ctx, 5) }, func() { rq.Run(ctx, 5) },
 		func() { lifecycle.Run(ctx) }, func() { taints.Run(ctx, 5) }, func() { podGC.Run(ctx) },
-		func() { binder.Run(ctx, 2) }, func() { pvcProt.Run(ctx, 2) }, func() { pvProt.Run(ctx, 2) },
+		func() { pdbs.Run(ctx, 2) }, func() { binder.Run(ctx, 2) }, func() { pvcProt.Run(ctx, 2) }, func() { pvProt.Run(ctx, 2) },
 	} {
 		wg.Go(run)
 	}
