@@ -57,6 +57,7 @@ func clusterCmd() *cobra.Command {
 	f.IntVar(&o.APIPort, "api-port", 0, "Host port at 127.0.0.1 for the API server (default a free one)")
 	f.StringArrayVar(&o.Images, "image", nil, "Image tarball every node imports at start (repeatable)")
 	f.StringArrayVar(&o.ControllerMgrArg, "kube-controller-manager-arg", nil, "Passed to the servers as --kube-controller-manager-arg (repeatable)")
+	f.StringArrayVar(&o.APIServerArg, "kube-apiserver-arg", nil, "Passed to the servers as --kube-apiserver-arg (repeatable)")
 	f.DurationVar(&o.Wait, "wait", 60*time.Second, "How long to wait for every node to be Ready (0: do not wait)")
 
 	list := &cobra.Command{

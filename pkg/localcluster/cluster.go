@@ -32,6 +32,8 @@ type Options struct {
 	APIPort          int
 	Images           []string
 	ControllerMgrArg []string
+	// APIServerArg are passed to the servers as --kube-apiserver-arg.
+	APIServerArg []string
 	// Wait bounds the wait for every node to be Ready; 0 does not wait.
 	Wait time.Duration
 	// Binary is the skiff binary the nodes run (default this one).
@@ -171,6 +173,9 @@ func (m *Manager) Create(ctx context.Context, o Options) (*Cluster, error) {
 		"--bind-address", "0.0.0.0", "--cluster-cidr", c.ClusterCIDR, "--service-cidr", c.ServiceCIDR}
 	for _, a := range o.ControllerMgrArg {
 		srv.Args = append(srv.Args, "--kube-controller-manager-arg", a)
+	}
+	for _, a := range o.APIServerArg {
+		srv.Args = append(srv.Args, "--kube-apiserver-arg", a)
 	}
 	if err := m.startNode(c, srv); err != nil {
 		return c, err
