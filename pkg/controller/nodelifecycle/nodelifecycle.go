@@ -114,6 +114,9 @@ type Controller struct {
 	// noSchedule queues nodes whose condition taints may be stale.
 	noSchedule workqueue.TypedRateLimitingInterface[string]
 
+	seenMu    sync.Mutex
+	leaseSeen map[string]time.Time
+
 	mu           sync.Mutex
 	health       map[string]*health
 	zones        map[string]zoneState
@@ -134,12 +137,29 @@ func New(client kubernetes.Interface, f informers.SharedInformerFactory, cfg Con
 	c := &Controller{
 		cfg: cfg, client: client, clock: clk, rec: rec, log: log,
 		nodes: f.Core().V1().Nodes().Lister(), leases: f.Coordination().V1().Leases().Lister(), pods: pods.GetIndexer(),
-		health: map[string]*health{}, zones: map[string]zoneState{}, tainters: map[string]*tainter{},
+		health: map[string]*health{}, zones: map[string]zoneState{}, tainters: map[string]*tainter{}, leaseSeen: map[string]time.Time{},
 		noSchedule: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "node-noschedule-taints", Clock: clk}),
 	}
 	enqueue := func(n *corev1.Node) { c.noSchedule.Add(n.Name) }
-	_, err := f.Core().V1().Nodes().Informer().AddEventHandler(typedhandler.Funcs(enqueue, func(_, n *corev1.Node) { enqueue(n) }, nil))
+	if _, err := f.Core().V1().Nodes().Informer().AddEventHandler(typedhandler.Funcs(enqueue, func(_, n *corev1.Node) { enqueue(n) }, nil)); err != nil {
+		return nil, err
+	}
+	see := func(l *coordinationv1.Lease) {
+		if l.Namespace == corev1.NamespaceNodeLease {
+			c.seenMu.Lock()
+			c.leaseSeen[l.Name] = c.clock.Now()
+			c.seenMu.Unlock()
+		}
+	}
+	_, err := f.Coordination().V1().Leases().Informer().AddEventHandler(typedhandler.Funcs(see, func(_, l *coordinationv1.Lease) { see(l) },
+		func(l *coordinationv1.Lease) {
+			if l.Namespace == corev1.NamespaceNodeLease {
+				c.seenMu.Lock()
+				delete(c.leaseSeen, l.Name)
+				c.seenMu.Unlock()
+			}
+		}))
 	return c, err
 }
 
@@ -151,10 +171,31 @@ const taintPeriod = 100 * time.Millisecond
 // the zones' rates allow, until ctx ends.
 func (c *Controller) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	wg.Go(func() { c.every(ctx, c.cfg.MonitorPeriod, c.monitor) })
+	wg.Go(func() { c.monitorLoop(ctx) })
 	wg.Go(func() { c.every(ctx, taintPeriod, c.taintPass) })
 	wg.Go(func() { workers.Run(ctx, c.noSchedule, 2, c.syncNoSchedule, c.log) })
 	wg.Wait()
+}
+
+// monitorLoop checks node health every MonitorPeriod, and also when the
+// earliest grace period of a live node runs out, so a dead node is seen
+// at its deadline rather than up to a period later.
+func (c *Controller) monitorLoop(ctx context.Context) {
+	t := c.clock.NewTicker(c.cfg.MonitorPeriod)
+	defer t.Stop()
+	var deadline <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C():
+		case <-deadline:
+		}
+		deadline = nil
+		if next := c.monitor(ctx); !next.IsZero() {
+			deadline = c.clock.After(next.Sub(c.clock.Now()) + 10*time.Millisecond)
+		}
+	}
 }
 
 func (c *Controller) every(ctx context.Context, period time.Duration, f func(context.Context)) {
@@ -170,12 +211,13 @@ func (c *Controller) every(ctx context.Context, period time.Duration, f func(con
 	}
 }
 
-// monitor is one pass over every node: health, taints, pods, zones.
-func (c *Controller) monitor(ctx context.Context) {
+// monitor is one pass over every node: health, taints, pods, zones. It
+// returns the earliest deadline of a node still in its grace period.
+func (c *Controller) monitor(ctx context.Context) (next time.Time) {
 	nodes, err := c.nodes.List(labels.Everything())
 	if err != nil {
 		c.log.Error("list nodes", "err", err)
-		return
+		return next
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -190,7 +232,10 @@ func (c *Controller) monitor(ctx context.Context) {
 		if c.tainters[zone] == nil {
 			c.tainters[zone] = newTainter(c.cfg.EvictionRate, c.clock)
 		}
-		ready, err := c.updateHealth(ctx, n)
+		ready, deadline, err := c.updateHealth(ctx, n)
+		if !deadline.IsZero() && (next.IsZero() || deadline.Before(next)) {
+			next = deadline
+		}
 		if err != nil {
 			c.log.Warn("update node health", "node", n.Name, "err", err)
 			counts[zone].notReady++
@@ -215,11 +260,13 @@ func (c *Controller) monitor(ctx context.Context) {
 		}
 	}
 	c.handleDisruption(ctx, nodes, counts)
+	return next
 }
 
 // updateHealth records n's heartbeats and, once none came for the grace
-// period, sets its conditions Unknown. It returns the Ready status.
-func (c *Controller) updateHealth(ctx context.Context, n *corev1.Node) (corev1.ConditionStatus, error) {
+// period, sets its conditions Unknown. It returns the Ready status and,
+// while the node is within its grace period, when that ends.
+func (c *Controller) updateHealth(ctx context.Context, n *corev1.Node) (corev1.ConditionStatus, time.Time, error) {
 	now := c.clock.Now()
 	ready := condition(&n.Status, corev1.NodeReady)
 	grace := c.cfg.GracePeriod
@@ -238,14 +285,14 @@ func (c *Controller) updateHealth(ctx context.Context, n *corev1.Node) (corev1.C
 		h.readyHeartbeat, h.probe = ready.LastHeartbeatTime, now
 	}
 	if l, err := c.leases.Leases(corev1.NamespaceNodeLease).Get(n.Name); err == nil && renewed(l).After(h.leaseRenew) {
-		h.leaseRenew, h.probe = renewed(l), now
+		h.leaseRenew, h.probe = renewed(l), c.seen(n.Name, now)
 	}
 	status := corev1.ConditionUnknown
 	if ready != nil {
 		status = ready.Status
 	}
-	if !now.After(h.probe.Add(grace)) {
-		return status, nil
+	if deadline := h.probe.Add(grace); !now.After(deadline) {
+		return status, deadline, nil
 	}
 	upd := n.DeepCopy()
 	changed := false
@@ -265,16 +312,28 @@ func (c *Controller) updateHealth(ctx context.Context, n *corev1.Node) (corev1.C
 		changed = true
 	}
 	if !changed {
-		return corev1.ConditionUnknown, nil
+		return corev1.ConditionUnknown, time.Time{}, nil
 	}
 	if _, err := c.client.CoreV1().Nodes().UpdateStatus(ctx, upd, metav1.UpdateOptions{}); err != nil {
-		return status, fmt.Errorf("set conditions Unknown: %w", err)
+		return status, time.Time{}, fmt.Errorf("set conditions Unknown: %w", err)
 	}
 	if status == corev1.ConditionTrue {
 		c.log.Info("node stopped posting status", "node", n.Name, "grace", grace)
 		c.rec.Eventf(&corev1.ObjectReference{Kind: "Node", Name: n.Name, UID: n.UID}, corev1.EventTypeNormal, "NodeNotReady", "Node %s status is now: NodeNotReady", n.Name)
 	}
-	return corev1.ConditionUnknown, nil
+	return corev1.ConditionUnknown, time.Time{}, nil
+}
+
+// seen is when the lease informer last brought a renewal of node's Lease
+// (so a renewal counts from its arrival, not from the next pass); now if
+// it brought none yet.
+func (c *Controller) seen(node string, now time.Time) time.Time {
+	c.seenMu.Lock()
+	defer c.seenMu.Unlock()
+	if t, ok := c.leaseSeen[node]; ok && t.Before(now) {
+		return t
+	}
+	return now
 }
 
 func renewed(l *coordinationv1.Lease) time.Time {
