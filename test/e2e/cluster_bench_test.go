@@ -53,21 +53,7 @@ func BenchmarkNodeFailover(b *testing.B) {
 			"--kube-controller-manager-arg", "node-monitor-grace-period=10s",
 			"--kube-apiserver-arg", "default-unreachable-toleration-seconds=5")
 		k := framework.Kubectls(b)[len(framework.Kubectls(b))-1]
-		k.MustIn(b, l.Cluster, `apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 6
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      topologySpreadConstraints:
-      - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: ScheduleAnyway, labelSelector: {matchLabels: {app: web}}}
-      containers:
-      - {name: main, image: `+busybox+`, command: [sleep, "3600"]}
-`, "apply", "-f", "-")
+		k.MustIn(b, l.Cluster, spreadDeployment(6, "- {name: main, image: "+busybox+", command: [sleep, \"3600\"]}"), "apply", "-f", "-")
 		victim := l.NodeName("agent-0")
 		readyOff := func(node string) (ready, on int) {
 			pods, err := l.Client().CoreV1().Pods("default").List(context.Background(), metav1.ListOptions{LabelSelector: "app=web"})

@@ -46,23 +46,7 @@ func TestManyNodes(t *testing.T) {
 			t.Fatalf("node %s not Ready after create: %v", n, err)
 		}
 	}
-	k.MustIn(t, c, fmt.Sprintf(`apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 6
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      topologySpreadConstraints:
-      - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: ScheduleAnyway, labelSelector: {matchLabels: {app: web}}}
-      containers:
-      - name: main
-        image: %s
-        readinessProbe: {httpGet: {path: /healthz, port: 8080}, periodSeconds: 1}
----
+	k.MustIn(t, c, spreadDeployment(6, "- {name: main, image: "+testServer+", readinessProbe: {httpGet: {path: /healthz, port: 8080}, periodSeconds: 1}}")+fmt.Sprintf(`---
 apiVersion: v1
 kind: Service
 metadata: {name: web}
@@ -81,7 +65,7 @@ spec:
       terminationGracePeriodSeconds: 1
       containers:
       - {name: main, image: %s, command: [sleep, "3600"]}
-`, testServer, busybox), "apply", "-f", "-")
+`, busybox), "apply", "-f", "-")
 	webReady := func() map[string][]corev1.Pod {
 		out := map[string][]corev1.Pod{}
 		for _, p := range podsLabelled(t, c, "web") {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -34,6 +35,27 @@ func startWorker(t *testing.T, c *framework.Cluster, dir, name string) *framewor
 	return framework.StartProcess(t, "agent", "--server", c.URL(), "--token", c.Token(t), "--data-dir", dir, "--node-name", name, "--cleanup-on-exit")
 }
 
+// spreadDeployment is Deployment "web" (app=web) of replicas pods spread
+// over the nodes (ScheduleAnyway, so a lost node's pods land elsewhere),
+// with container as its one container (YAML at the list item's indent).
+func spreadDeployment(replicas int, container string) string {
+	return fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: %d
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      topologySpreadConstraints:
+      - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: ScheduleAnyway, labelSelector: {matchLabels: {app: web}}}
+      containers:
+      %s
+`, replicas, container)
+}
+
 func nodeCondition(n *corev1.Node, typ corev1.NodeConditionType) corev1.NodeCondition {
 	for _, c := range n.Status.Conditions {
 		if c.Type == typ {
@@ -63,22 +85,7 @@ func TestNodeFailureAndRecovery(t *testing.T) {
 		n, err := cs.CoreV1().Nodes().Get(ctx, "worker-1", metav1.GetOptions{})
 		return err == nil && nodeReady(n)
 	})
-	k.MustIn(t, c, `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  replicas: 4
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      topologySpreadConstraints:
-      - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: ScheduleAnyway, labelSelector: {matchLabels: {app: web}}}
-      containers:
-      - {name: main, image: `+busybox+`, command: [sh, -c, "sleep 3600"], ports: [{containerPort: 80}]}
----
+	k.MustIn(t, c, spreadDeployment(4, `- {name: main, image: `+busybox+`, command: [sh, -c, "sleep 3600"], ports: [{containerPort: 80}]}`)+`---
 apiVersion: v1
 kind: Service
 metadata: {name: web}
@@ -136,7 +143,9 @@ spec:
 		n, err := cs.CoreV1().Nodes().Get(ctx, "worker-1", metav1.GetOptions{})
 		ready := nodeCondition(n, corev1.NodeReady)
 		return err == nil && ready.Status == corev1.ConditionUnknown && ready.Message == "Kubelet stopped posting node status." &&
-			slices.ContainsFunc(n.Spec.Taints, func(t corev1.Taint) bool { return t.Key == corev1.TaintNodeUnreachable && t.Effect == corev1.TaintEffectNoExecute })
+			slices.ContainsFunc(n.Spec.Taints, func(t corev1.Taint) bool {
+				return t.Key == corev1.TaintNodeUnreachable && t.Effect == corev1.TaintEffectNoExecute
+			})
 	})
 	t.Logf("node Unknown %v after the kill", time.Since(killed).Round(100*time.Millisecond))
 	framework.Eventually(t, 5*time.Second, "the dead node's pods leave the endpoints", func() bool { return len(readyEndpoints(t, c, "web")) <= 2 })

@@ -20,8 +20,18 @@ type LocalCluster struct {
 	// Name and Dir are the cluster's name and --dir.
 	Name, Dir string
 	// State is its cluster.json, as create left it.
-	State *localcluster.Cluster
-	bin   string
+	State   *localcluster.Cluster
+	bin     string
+	deleted bool
+}
+
+// Delete runs `skiff cluster delete` now (the test's cleanup then skips it).
+func (l *LocalCluster) Delete(t testing.TB) {
+	t.Helper()
+	l.deleted = true
+	if out, err := l.skiff("cluster", "delete", l.Name); err != nil {
+		t.Fatalf("skiff cluster delete %s: %v\n%s", l.Name, err, out)
+	}
 }
 
 // CreateLocalCluster runs `skiff cluster create NAME --dir (temp) args...`
@@ -43,6 +53,9 @@ func CreateLocalCluster(t testing.TB, busybox, testServer string, args ...string
 	}
 	l := &LocalCluster{Name: name, Dir: dir, bin: Binary(t)}
 	t.Cleanup(func() {
+		if l.deleted {
+			return
+		}
 		if out, err := l.skiff("cluster", "delete", name); err != nil {
 			t.Errorf("skiff cluster delete %s: %v\n%s", name, err, out)
 		}
