@@ -23,7 +23,10 @@ import (
 // the grace period, its pods leave the endpoints and are replaced
 // elsewhere after their toleration; started again it is Ready and its old
 // containers are gone. A partition behaves the same, and after healing no
-// pod runs twice. `kubectl drain` moves a node's pods off while a
+// pod runs twice. A StatefulSet's pod on the killed node is not made again
+// until the node is declared out of service, then it is, with its claim.
+// A node added to the running cluster gets a DaemonSet pod within seconds.
+// `kubectl drain` moves a node's pods off while a
 // PodDisruptionBudget keeps minAvailable of them Ready at every sample,
 // and an eviction that would break a budget gets 429.
 func TestManyNodes(t *testing.T) {
@@ -65,7 +68,28 @@ spec:
       terminationGracePeriodSeconds: 1
       containers:
       - {name: main, image: %s, command: [sleep, "3600"]}
-`, busybox), "apply", "-f", "-")
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  replicas: 1
+  serviceName: db
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      nodeSelector: {kubernetes.io/hostname: %s}
+      containers:
+      - name: main
+        image: %s
+        command: [sh, -c, "[ -f /data/first ] || hostname > /data/first; exec sleep 3600"]
+        volumeMounts: [{name: data, mountPath: /data}]
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 10Mi}}}
+`, busybox, l.NodeName("agent-0"), busybox), "apply", "-f", "-")
 	webReady := func() map[string][]corev1.Pod {
 		out := map[string][]corev1.Pod{}
 		for _, p := range podsLabelled(t, c, "web") {
@@ -161,12 +185,50 @@ spec:
 			t.Fatalf("%d web pods after %s came back, want 6", n, node)
 		}
 	}
-	gone := webReady()[agent0]
+	framework.Eventually(t, 60*time.Second, "db-0 Running on "+agent0+" with its claim", func() bool {
+		p, err := cs.CoreV1().Pods("default").Get(ctx, "db-0", metav1.GetOptions{})
+		return err == nil && p.Status.Phase == corev1.PodRunning && p.Spec.NodeName == agent0
+	})
+	db, _ := cs.CoreV1().Pods("default").Get(ctx, "db-0", metav1.GetOptions{})
+	claim, err := cs.CoreV1().PersistentVolumeClaims("default").Get(ctx, "data-db-0", metav1.GetOptions{})
+	if err != nil || claim.Status.Phase != corev1.ClaimBound {
+		t.Fatalf("claim data-db-0: %v %v", claim.Status.Phase, err)
+	}
+	gone := append(webReady()[agent0], *db)
 	killed := time.Now()
 	l.Node(t, "kill", "agent-0")
-	replaced("kill", agent0, gone, killed)
+	replaced("kill", agent0, gone[:len(gone)-1], killed)
+	// The StatefulSet's pod is evicted but not replaced while its node
+	// is only unreachable: it may still run there.
+	framework.Eventually(t, 10*time.Second, "db-0 terminating", func() bool {
+		p, err := cs.CoreV1().Pods("default").Get(ctx, "db-0", metav1.GetOptions{})
+		return err == nil && p.DeletionTimestamp != nil
+	})
+	time.Sleep(3 * time.Second)
+	if p, err := cs.CoreV1().Pods("default").Get(ctx, "db-0", metav1.GetOptions{}); err != nil || p.UID != db.UID {
+		t.Fatalf("db-0 replaced while its node was only unreachable: %v", err)
+	}
+	// Declared out of service, the pod GC force-deletes it and the
+	// StatefulSet makes db-0 again, with the same claim.
+	k.Must(t, c, "taint", "node", agent0, "node.kubernetes.io/out-of-service=nodeshutdown:NoExecute")
+	framework.Eventually(t, 30*time.Second, "db-0 recreated with its claim", func() bool {
+		p, err := cs.CoreV1().Pods("default").Get(ctx, "db-0", metav1.GetOptions{})
+		return err == nil && p.UID != db.UID && len(p.Spec.Volumes) > 0 && p.Spec.Volumes[0].PersistentVolumeClaim != nil &&
+			p.Spec.Volumes[0].PersistentVolumeClaim.ClaimName == "data-db-0"
+	})
+	k.Must(t, c, "taint", "node", agent0, "node.kubernetes.io/out-of-service-")
 	l.Node(t, "start", "agent-0")
 	back(agent0, gone)
+	framework.Eventually(t, 60*time.Second, "db-0 Running again on "+agent0, func() bool {
+		p, err := cs.CoreV1().Pods("default").Get(ctx, "db-0", metav1.GetOptions{})
+		return err == nil && p.Status.Phase == corev1.PodRunning && p.UID != db.UID
+	})
+	if now, err := cs.CoreV1().PersistentVolumeClaims("default").Get(ctx, "data-db-0", metav1.GetOptions{}); err != nil || now.UID != claim.UID {
+		t.Fatalf("db-0's claim replaced: %v", err)
+	}
+	if data := k.Must(t, c, "exec", "db-0", "--", "cat", "/data/first"); strings.TrimSpace(data) != "db-0" {
+		t.Fatalf("db-0's volume after recovery holds %q, want what the first db-0 wrote", data)
+	}
 
 	gone = webReady()[agent1]
 	if len(gone) == 0 {
@@ -178,6 +240,24 @@ spec:
 	l.Node(t, "heal", "agent-1")
 	back(agent1, gone)
 
+	// A node added to the running cluster gets the DaemonSet's pod within
+	// seconds: agent-1 stopped, its Node deleted, then started again
+	// registers as a new Node.
+	l.Node(t, "stop", "agent-1")
+	k.Must(t, c, "delete", "node", agent1)
+	l.Node(t, "start", "agent-1")
+	added := time.Now()
+	framework.Eventually(t, 30*time.Second, "a client pod Running on the added "+agent1, func() bool {
+		for _, p := range podsLabelled(t, c, "client") {
+			if p.Spec.NodeName == agent1 && p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("DaemonSet pod Running on the added node %v after its agent started", time.Since(added).Round(100*time.Millisecond))
+	framework.Eventually(t, 60*time.Second, "6 web pods Ready", func() bool { return total(webReady()) == 6 })
+
 	// A budget no eviction may break.
 	k.Must(t, c, "create", "pdb", "web", "--selector=app=web", "--min-available=6")
 	framework.Eventually(t, 15*time.Second, "budget status", func() bool {
@@ -185,7 +265,7 @@ spec:
 		return err == nil && pdb.Status.ObservedGeneration == pdb.Generation && pdb.Status.CurrentHealthy == 6
 	})
 	victim := webReady()[server][0]
-	err := cs.CoreV1().Pods("default").EvictV1(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: victim.Name, Namespace: "default"}})
+	err = cs.CoreV1().Pods("default").EvictV1(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: victim.Name, Namespace: "default"}})
 	if !apierrors.IsTooManyRequests(err) || !strings.Contains(err.Error(), "Cannot evict pod as it would violate the pod's disruption budget.") {
 		t.Fatalf("eviction against a spent budget: %v, want 429", err)
 	}

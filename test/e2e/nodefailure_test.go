@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,12 +16,6 @@ import (
 	"github.com/skiff/skiff/pkg/agent"
 	"github.com/skiff/skiff/test/e2e/framework"
 )
-
-// Short enough for a test, as a user would set them with k3s's flags.
-var nodeFailureArgs = []string{
-	"--kube-controller-manager-arg", "node-monitor-grace-period=6s", "--kube-controller-manager-arg", "node-monitor-period=1s",
-	"--kube-apiserver-arg", "default-unreachable-toleration-seconds=3", "--kube-apiserver-arg", "default-not-ready-toleration-seconds=3",
-}
 
 // startWorker runs `skiff agent` as node name with busybox imported.
 func startWorker(t *testing.T, c *framework.Cluster, dir, name string) *framework.Process {
@@ -63,145 +56,6 @@ func nodeCondition(n *corev1.Node, typ corev1.NodeConditionType) corev1.NodeCond
 		}
 	}
 	return corev1.NodeCondition{}
-}
-
-// TestNodeFailureAndRecovery kills a worker's agent (SIGKILL: its
-// containers keep running, out of reach): within the grace period the
-// node is Unknown with the unreachable NoExecute taint, its pods are
-// marked not ready and leave the Service's endpoints, and after their
-// toleration they are evicted and replaced on the server's node, while a
-// StatefulSet's pod keeps its identity until the node is declared out of
-// service. The agent restarted on its data dir makes the node Ready again,
-// untainted, and kills the containers of the pods that moved: nothing runs
-// twice.
-func TestNodeFailureAndRecovery(t *testing.T) {
-	c := nodeClusterWith(t, nil, nodeFailureArgs...)
-	cs := c.Client()
-	ctx := context.Background()
-	k := framework.Kubectls(t)[len(framework.Kubectls(t))-1]
-	dir := t.TempDir()
-	worker := startWorker(t, c, dir, "worker-1")
-	framework.Eventually(t, 20*time.Second, "worker Ready", func() bool {
-		n, err := cs.CoreV1().Nodes().Get(ctx, "worker-1", metav1.GetOptions{})
-		return err == nil && nodeReady(n)
-	})
-	k.MustIn(t, c, spreadDeployment(4, `- {name: main, image: `+busybox+`, command: [sh, -c, "sleep 3600"], ports: [{containerPort: 80}]}`)+`---
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  selector: {app: web}
-  ports: [{port: 80}]
----
-apiVersion: apps/v1
-kind: StatefulSet
-metadata: {name: db}
-spec:
-  replicas: 1
-  serviceName: db
-  selector: {matchLabels: {app: db}}
-  template:
-    metadata: {labels: {app: db}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      nodeSelector: {kubernetes.io/hostname: worker-1}
-      containers:
-      - {name: main, image: `+busybox+`, command: [sh, -c, "sleep 3600"]}
-`, "apply", "-f", "-")
-	onWorker := func() (uids []string) {
-		for _, p := range podsLabelled(t, c, "web") {
-			if p.Spec.NodeName == "worker-1" && p.DeletionTimestamp == nil {
-				uids = append(uids, string(p.UID))
-			}
-		}
-		return uids
-	}
-	framework.Eventually(t, 60*time.Second, "4 web pods Ready, 2 on the worker, and db-0 Running", func() bool {
-		ready := 0
-		for _, p := range podsLabelled(t, c, "web") {
-			if podReady(&p) {
-				ready++
-			}
-		}
-		db, err := cs.CoreV1().Pods("default").Get(ctx, "db-0", metav1.GetOptions{})
-		return ready == 4 && len(onWorker()) == 2 && err == nil && db.Status.Phase == corev1.PodRunning
-	})
-	moved := onWorker()
-	db, _ := cs.CoreV1().Pods("default").Get(ctx, "db-0", metav1.GetOptions{})
-	moved = append(moved, string(db.UID))
-	framework.Eventually(t, 10*time.Second, "4 endpoints", func() bool { return len(readyEndpoints(t, c, "web")) == 4 })
-
-	killed := time.Now()
-	if err := syscall.Kill(worker.Pid(), syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-worker.Done()
-	if n := len(podProcesses(moved)); n < 3 {
-		t.Fatalf("%d processes of the worker's pods after the agent's kill, want their containers running on", n)
-	}
-	framework.Eventually(t, 15*time.Second, "worker Unknown and tainted unreachable", func() bool {
-		n, err := cs.CoreV1().Nodes().Get(ctx, "worker-1", metav1.GetOptions{})
-		ready := nodeCondition(n, corev1.NodeReady)
-		return err == nil && ready.Status == corev1.ConditionUnknown && ready.Message == "Kubelet stopped posting node status." &&
-			slices.ContainsFunc(n.Spec.Taints, func(t corev1.Taint) bool {
-				return t.Key == corev1.TaintNodeUnreachable && t.Effect == corev1.TaintEffectNoExecute
-			})
-	})
-	t.Logf("node Unknown %v after the kill", time.Since(killed).Round(100*time.Millisecond))
-	framework.Eventually(t, 5*time.Second, "the dead node's pods leave the endpoints", func() bool { return len(readyEndpoints(t, c, "web")) <= 2 })
-	framework.Eventually(t, 30*time.Second, "4 web pods Ready on the server's node", func() bool {
-		ready := 0
-		for _, p := range podsLabelled(t, c, "web") {
-			if podReady(&p) && p.Spec.NodeName == framework.NodeName && p.DeletionTimestamp == nil {
-				ready++
-			}
-		}
-		return ready == 4
-	})
-	t.Logf("replacements Ready %v after the kill", time.Since(killed).Round(100*time.Millisecond))
-	if out := k.Must(t, c, "describe", "node", "worker-1"); !strings.Contains(out, "node.kubernetes.io/unreachable:NoExecute") {
-		t.Fatalf("kubectl describe node shows no unreachable taint:\n%s", out)
-	}
-
-	// The StatefulSet pod is evicted (terminating) but not replaced:
-	// db-0 may run on the unreachable machine still.
-	framework.Eventually(t, 10*time.Second, "db-0 terminating", func() bool {
-		p, err := cs.CoreV1().Pods("default").Get(ctx, "db-0", metav1.GetOptions{})
-		return err == nil && p.DeletionTimestamp != nil
-	})
-	time.Sleep(3 * time.Second)
-	if p, err := cs.CoreV1().Pods("default").Get(ctx, "db-0", metav1.GetOptions{}); err != nil || p.UID != db.UID {
-		t.Fatalf("db-0 replaced while its node was only unreachable: %v", err)
-	}
-	// Declared out of service, the pod GC force-deletes it and the
-	// StatefulSet recreates db-0 (it stays Pending: its node selector
-	// names the dead node).
-	k.Must(t, c, "taint", "node", "worker-1", "node.kubernetes.io/out-of-service=nodeshutdown:NoExecute")
-	framework.Eventually(t, 30*time.Second, "db-0 recreated", func() bool {
-		p, err := cs.CoreV1().Pods("default").Get(ctx, "db-0", metav1.GetOptions{})
-		return err == nil && p.UID != db.UID
-	})
-	k.Must(t, c, "taint", "node", "worker-1", "node.kubernetes.io/out-of-service-")
-
-	// The agent comes back on its data dir.
-	startWorker(t, c, dir, "worker-1")
-	framework.Eventually(t, 30*time.Second, "worker Ready and untainted", func() bool {
-		n, err := cs.CoreV1().Nodes().Get(ctx, "worker-1", metav1.GetOptions{})
-		return err == nil && nodeReady(n) && !slices.ContainsFunc(n.Spec.Taints, func(t corev1.Taint) bool { return t.Effect == corev1.TaintEffectNoExecute })
-	})
-	framework.Eventually(t, 30*time.Second, "the containers of the pods that moved gone from the worker", func() bool {
-		return len(podProcesses(moved)) == 0
-	})
-	framework.Eventually(t, 30*time.Second, "db-0 Running on the worker again, 4 web endpoints", func() bool {
-		p, err := cs.CoreV1().Pods("default").Get(ctx, "db-0", metav1.GetOptions{})
-		return err == nil && p.Status.Phase == corev1.PodRunning && p.Spec.NodeName == "worker-1" && len(readyEndpoints(t, c, "web")) == 4
-	})
-	if n := len(podsLabelled(t, c, "web")); n != 4 {
-		t.Fatalf("%d web pods after recovery, want 4", n)
-	}
-	if procs := podProcesses(moved); len(procs) != 0 {
-		t.Fatalf("processes of pods that moved still run on the worker: %v", procs)
-	}
 }
 
 // readyEndpoints lists the ready addresses of a Service's EndpointSlices.

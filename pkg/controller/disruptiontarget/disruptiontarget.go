@@ -14,10 +14,10 @@ import (
 	"k8s.io/client-go/kubernetes"
 )
 
-// Delete marks p a disruption target (Mark) and deletes it with opts
+// Delete marks p a disruption target (mark) and deletes it with opts
 // (the pod's UID as precondition). A pod already gone is no error.
 func Delete(ctx context.Context, client kubernetes.Interface, p *corev1.Pod, reason, message string, fail bool, now metav1.Time, opts metav1.DeleteOptions) error {
-	if err := Mark(ctx, client, p, reason, message, fail, now); err != nil {
+	if err := mark(ctx, client, p, reason, message, fail, now); err != nil {
 		return err
 	}
 	opts.Preconditions = &metav1.Preconditions{UID: &p.UID}
@@ -27,10 +27,10 @@ func Delete(ctx context.Context, client kubernetes.Interface, p *corev1.Pod, rea
 	return nil
 }
 
-// Mark gives p the DisruptionTarget condition (reason, message); fail
+// mark gives p the DisruptionTarget condition (reason, message); fail
 // also sets a pod that has not finished Failed, as the pod GC does for
 // pods no kubelet will report on. A pod already gone is no error.
-func Mark(ctx context.Context, client kubernetes.Interface, p *corev1.Pod, reason, message string, fail bool, now metav1.Time) error {
+func mark(ctx context.Context, client kubernetes.Interface, p *corev1.Pod, reason, message string, fail bool, now metav1.Time) error {
 	upd := p.DeepCopy()
 	setCondition(&upd.Status, corev1.PodCondition{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue,
 		Reason: reason, Message: message, LastTransitionTime: now})

@@ -192,13 +192,13 @@ func (c *Controller) gcOutOfService(ctx context.Context) {
 			if p.DeletionTimestamp == nil {
 				continue
 			}
-			if !terminal(p) {
-				if err := disruptiontarget.Mark(ctx, c.client, p, "DeletionByPodGC", "PodGC: node is out-of-service", true, metav1.NewTime(c.clock.Now())); err != nil {
-					c.log.Warn("mark pod failed", "pod", p.Namespace+"/"+p.Name, "err", err)
-					continue
-				}
+			err := disruptiontarget.Delete(ctx, c.client, p, "DeletionByPodGC", "PodGC: node is out-of-service", true,
+				metav1.NewTime(c.clock.Now()), metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
+			if err != nil {
+				c.log.Warn("force-delete pod of an out-of-service node", "pod", p.Namespace+"/"+p.Name, "err", err)
+				continue
 			}
-			c.forceDelete(ctx, p, "terminating on an out-of-service node")
+			c.log.Info("force-deleted pod", "pod", p.Namespace+"/"+p.Name, "why", "terminating on an out-of-service node")
 		}
 	}
 }
